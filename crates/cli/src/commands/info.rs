@@ -1,0 +1,76 @@
+//! `rpod info`.
+
+use anyhow::Result;
+use clap::Args;
+use rpod_runtime::info;
+
+use crate::global::GlobalOpts;
+use crate::output;
+
+/// Arguments of `rpod info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format: json, or the default human-readable listing
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// Runs `rpod info`.
+pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
+    let cfg = g.load_config()?;
+    let info = info::gather(&cfg);
+    if output::is_json(a.format.as_deref()) {
+        return output::print_json(&info);
+    }
+    if let Some(f) = a.format.as_deref() {
+        anyhow::bail!("unsupported --format {f:?}: expected \"json\" or no format");
+    }
+    let h = &info.host;
+    println!("host:");
+    println!("  os: {}", h.os);
+    println!("  kernel: {}", h.kernel);
+    println!("  arch: {}", h.arch);
+    println!("  hostname: {}", h.hostname);
+    println!("  cgroupVersion: {}", h.cgroup_version);
+    println!("  cgroupManager: {}", h.cgroup_manager);
+    println!("  eventLogger: {}", h.event_logger);
+    println!("  rootless: {}", h.security.rootless);
+    for (label, c) in [("ociRuntime", &h.oci_runtime), ("conmon", &h.conmon)] {
+        println!("  {label}:");
+        if !c.name.is_empty() {
+            println!("    name: {}", c.name);
+        }
+        if !c.path.is_empty() {
+            println!("    path: {}", c.path);
+        }
+        if !c.version.is_empty() {
+            println!("    version: {}", c.version);
+        }
+        if !c.error.is_empty() {
+            println!("    error: {}", c.error);
+        }
+    }
+    let s = &info.store;
+    println!("store:");
+    println!("  graphRoot: {}", s.graph_root);
+    println!("  runRoot: {}", s.run_root);
+    println!("  volumePath: {}", s.volume_path);
+    println!("  graphDriverName: {}", s.graph_driver_name);
+    println!("  configFiles: [{}]", s.config_files.join(", "));
+    let r = &info.rpod;
+    println!("rpod:");
+    println!("  version: {}", r.version);
+    println!("  staticDir: {}", r.static_dir);
+    println!("  tmpDir: {}", r.tmp_dir);
+    println!("  databaseBackend: {}", r.database_backend);
+    println!("  lockType: {}", r.lock_type);
+    println!("  namespace: {:?}", r.namespace);
+    println!("  backends:");
+    for b in &r.backends {
+        println!("    {} {}: {}", b.kind, b.name, b.summary);
+    }
+    for w in &r.config_warnings {
+        println!("  warning: {w}");
+    }
+    Ok(())
+}

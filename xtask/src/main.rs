@@ -1,0 +1,139 @@
+//! rpod's developer tasks, run as `cargo xtask <task>`.
+//!
+//! - `ci`: exactly what CI runs: install system packages, `cargo fmt --check`,
+//!   `cargo clippy --all-targets -- -D warnings`, and the whole test suite.
+//! - `deps`: install (idempotently, with apt-get) the system packages rpod and
+//!   its tests need.
+//! - `rootfs DIR`: build a small busybox root filesystem for tests and demos.
+//! - `demo`: the main job, end to end on a fresh machine.
+
+mod rootfs;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages rpod and its tests need.
+pub const PACKAGES: &[&str] = &[
+    "runc",
+    "crun",
+    "conmon",
+    "catatonit",
+    "busybox-static",
+    "containernetworking-plugins",
+    "netavark",
+    "iptables",
+    "uidmap",
+    "podman",
+    "golang-go",
+    "golang-github-coreos-bbolt-dev",
+    "python3",
+    "procps",
+    "systemd",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn deps() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("xtask: all {} system packages are installed", PACKAGES.len());
+        return Ok(());
+    }
+    if !nix_is_root() {
+        bail!(
+            "missing system packages {}; run `cargo xtask deps` as root",
+            missing.join(" ")
+        );
+    }
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY-free: read the effective uid from /proc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn ci() -> Result<()> {
+    deps()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    deps()?;
+    run(cargo().args(["build", "--package", "rpod-cli"]))?;
+    let rpod = workspace_root().join("target/debug/rpod");
+    let tmp = std::env::temp_dir().join(format!("rpod-demo-{}", std::process::id()));
+    let args = [
+        "--root".to_string(),
+        tmp.join("root").display().to_string(),
+        "--runroot".to_string(),
+        tmp.join("run").display().to_string(),
+    ];
+    run(Command::new(&rpod).args(&args).arg("info"))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("deps") => deps(),
+        Some("demo") => demo(),
+        Some("rootfs") => {
+            let dir = args.get(1).context("usage: cargo xtask rootfs DIR")?;
+            rootfs::build(Path::new(dir))?;
+            eprintln!("xtask: busybox root filesystem ready in {dir}");
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask ci | deps | demo | rootfs DIR"),
+    }
+}
