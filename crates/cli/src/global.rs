@@ -51,6 +51,12 @@ pub struct GlobalOpts {
     /// Lock backend (registered name)
     #[arg(long, global = true, value_name = "NAME")]
     pub lock_type: Option<String>,
+    /// Lock location: SHM segment name or lock directory
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub lock_path: Option<String>,
+    /// Set any config key, as in a config file: KEY=VALUE (TOML value)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE", hide = true)]
+    pub set: Vec<String>,
 }
 
 impl GlobalOpts {
@@ -93,12 +99,27 @@ impl GlobalOpts {
         if let Some(v) = &self.lock_type {
             o = o.lock_type(v);
         }
+        if let Some(v) = &self.lock_path {
+            o = o.lock_path(v);
+        }
         o
+    }
+
+    fn set_options(&self, mut o: Options) -> Result<Options> {
+        for kv in &self.set {
+            let table: toml::Table = kv
+                .parse()
+                .map_err(|e| anyhow::anyhow!("invalid --set {kv:?}: expected KEY=VALUE in TOML syntax ({e})"))?;
+            for (k, v) in table {
+                o = o.set(&k, v);
+            }
+        }
+        Ok(o)
     }
 
     /// Loads and validates the configuration these flags select.
     pub fn load_config(&self) -> Result<Config> {
-        let mut loader = ConfigLoader::new().options(self.options());
+        let mut loader = ConfigLoader::new().options(self.set_options(self.options())?);
         if let Some(p) = &self.config {
             loader = loader.config_file(p);
         }

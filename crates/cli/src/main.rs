@@ -49,7 +49,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(*code);
             }
             eprintln!("Error: {e:#}");
-            ExitCode::from(EXIT_ENGINE)
+            let code = e
+                .downcast_ref::<rpod_runtime::RuntimeError>()
+                .map_or(EXIT_ENGINE, |re| re.exit_code());
+            ExitCode::from(code)
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The command tree. One module per command or command group; each has an
 //! `Args` struct (clap) and a `run` function that calls the engine and prints.
 
+mod events;
+mod container;
 mod info;
 mod system;
 
@@ -22,18 +24,64 @@ pub struct Cli {
 /// Every top-level command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show rpod events
+    Events(events::EventsArgs),
     /// Display rpod's view of the host, its configuration and backends
     Info(info::InfoArgs),
     /// Manage rpod itself
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Create a container (from --rootfs DIR)
+    Create(container::CreateArgs),
+    /// Run a command in a new container
+    Run(container::RunArgs),
+    /// Start containers
+    Start(container::StartArgs),
+    /// Stop containers
+    Stop(container::StopArgs),
+    /// Send a signal to containers
+    Kill(container::KillArgs),
+    /// Wait for containers to exit and print their exit codes
+    Wait(container::WaitArgs),
+    /// Remove containers
+    Rm(container::RmArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Display a container's configuration and state
+    Inspect(container::InspectArgs),
+    /// Show a container's output
+    Logs(container::LogsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
+        Command::Events(a) => events::run(g, a),
         Command::Info(a) => info::run(g, a),
         Command::System(c) => system::run(g, c),
+        Command::Create(a) => container::create(g, a),
+        Command::Run(a) => container::run(g, a),
+        Command::Start(a) => container::start(g, a),
+        Command::Stop(a) => container::stop(g, a),
+        Command::Kill(a) => container::kill(g, a),
+        Command::Wait(a) => container::wait(g, a),
+        Command::Rm(a) => container::rm(g, a),
+        Command::Ps(a) => container::ps(g, a),
+        Command::Inspect(a) => container::inspect_cmd(g, a),
+        Command::Logs(a) => container::logs(g, a),
+        Command::Container(c) => container::container(g, c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_tree_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
