@@ -31,6 +31,10 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// A config file with every path pointed into `dir`.
     pub config: PathBuf,
+    /// The SHM lock segment name of this environment.
+    pub lock_name: String,
+    /// The cgroup parent of this environment's containers.
+    pub cgroup_parent: String,
 }
 
 /// The result of one rpod invocation.
@@ -75,7 +79,76 @@ impl Env {
             ),
         )
         .expect("write config");
-        Env { dir, config }
+        Env {
+            dir,
+            config,
+            lock_name: format!("rpod_test_{tag}"),
+            cgroup_parent: format!("/rpod-test-{tag}"),
+        }
+    }
+
+    /// A busybox root filesystem shared by the tests of this process.
+    pub fn rootfs() -> &'static Path {
+        static ROOTFS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        ROOTFS
+            .get_or_init(|| {
+                let d = tempfile::Builder::new()
+                    .prefix("rpod-e2e-rootfs-")
+                    .tempdir()
+                    .expect("rootfs dir");
+                rpod_oci::rootfs::build_busybox_rootfs(d.path(), None)
+                    .expect("busybox rootfs (install busybox-static: cargo xtask deps)");
+                d
+            })
+            .path()
+    }
+
+    /// The rootfs path as a string argument.
+    pub fn rootfs_arg() -> String {
+        Self::rootfs().display().to_string()
+    }
+
+    /// The cgroup directories of this environment's containers that exist
+    /// (in any v1 hierarchy or the unified one): the one of `id`, or with an
+    /// empty `id` every container cgroup under the environment's parent.
+    pub fn leftover_cgroups(&self, id: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let parent = h.path().join(self.cgroup_parent.trim_start_matches('/'));
+                if !id.is_empty() {
+                    let p = parent.join(id);
+                    if p.exists() {
+                        found.push(p);
+                    }
+                } else if let Ok(children) = std::fs::read_dir(&parent) {
+                    found.extend(children.flatten().map(|c| c.path()).filter(|p| p.is_dir()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Mount points under this environment's directory.
+    pub fn leftover_mounts(&self) -> Vec<String> {
+        let base = self.dir.path().display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|m| m.starts_with(&base))
+            .collect()
+    }
+
+    /// The runc state directories of this environment's containers.
+    pub fn runc_states(&self) -> Vec<String> {
+        std::fs::read_dir(self.path("run/runc"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A path inside the environment.
@@ -109,4 +182,61 @@ pub fn rpod_raw(args: &[&str]) -> Run {
         .output()
         .expect("run rpod")
         .into()
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Remove every container (stopping it), then the lock segment and cgroups.
+        let _ = self.cmd().args(["rm", "-f", "--all"]).output();
+        let _ = std::fs::remove_file(Path::new("/dev/shm").join(&self.lock_name));
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let parent = h.path().join(self.cgroup_parent.trim_start_matches('/'));
+                if let Ok(children) = std::fs::read_dir(&parent) {
+                    for c in children.flatten() {
+                        if c.path().is_dir() {
+                            let _ = std::fs::remove_dir(c.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&parent);
+            }
+        }
+    }
+}
+
+/// Fails the test when a system dependency is missing and CI=true; otherwise
+/// says loudly that the test cannot run here and returns false.
+pub fn have_container_tools() -> bool {
+    let missing: Vec<&str> = ["/usr/bin/conmon", "/bin/busybox"]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .chain(
+            (!["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]
+                .iter()
+                .any(|p| Path::new(p).exists()))
+            .then_some("runc"),
+        )
+        .collect();
+    let root = unsafe_free_is_root();
+    if missing.is_empty() && root {
+        return true;
+    }
+    let why = format!("missing {missing:?}, root: {root}");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("container tests need runc, conmon, busybox-static and root in CI: {why}");
+    }
+    eprintln!("NOTICE: container test cannot run on this machine ({why}); install with `cargo xtask deps` and run as root");
+    false
+}
+
+fn unsafe_free_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }

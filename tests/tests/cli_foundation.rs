@@ -18,7 +18,11 @@ fn bad_config_value_exits_125_naming_key() {
     std::fs::write(&bad, "num_locks = 0\n").unwrap();
     let r = rpod_raw(&["--config", bad.to_str().unwrap(), "info"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("num_locks") && r.stderr.contains("bad.conf"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("num_locks") && r.stderr.contains("bad.conf"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -39,7 +43,11 @@ fn unknown_backend_exits_125_listing_known() {
     let env = Env::new();
     let r = env.rpod(&["--db-backend", "nosuchdb", "info"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("nosuchdb") && r.stderr.contains("registered backends"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("nosuchdb") && r.stderr.contains("registered backends"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -95,7 +103,13 @@ myrt = ["{b}/bin/myrt"]
         ),
     )
     .unwrap();
-    let r = rpod_raw(&["--config", conf.to_str().unwrap(), "info", "--format", "json"]);
+    let r = rpod_raw(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "info",
+        "--format",
+        "json",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("info JSON");
     let c = &v["rpod"]["config"];
@@ -149,11 +163,30 @@ fn system_backends_lists_builtin_backends() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["kind"].as_str().unwrap().to_string(), b["name"].as_str().unwrap().to_string()))
+        .map(|b| {
+            (
+                b["kind"].as_str().unwrap().to_string(),
+                b["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    for (kind, name) in [("state.v1", "memory"), ("state.v1", "sled"), ("lock.v1", "shm"), ("lock.v1", "file"), ("events.v1", "file"), ("events.v1", "none")] {
-        assert!(names.contains(&(kind.to_string(), name.to_string())), "{kind} {name} missing from {names:?}");
+    for (kind, name) in [
+        ("state.v1", "memory"),
+        ("state.v1", "sled"),
+        ("lock.v1", "shm"),
+        ("lock.v1", "file"),
+        ("events.v1", "file"),
+        ("events.v1", "none"),
+    ] {
+        assert!(
+            names.contains(&(kind.to_string(), name.to_string())),
+            "{kind} {name} missing from {names:?}"
+        );
     }
     let human = rpod_raw(&["system", "backends"]);
-    assert!(human.stdout.contains("state.v1") && human.stdout.contains("vanish"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("state.v1") && human.stdout.contains("vanish"),
+        "{}",
+        human.stdout
+    );
 }

@@ -68,7 +68,10 @@ fn installed(pkg: &str) -> bool {
 fn deps() -> Result<()> {
     let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
-        eprintln!("xtask: all {} system packages are installed", PACKAGES.len());
+        eprintln!(
+            "xtask: all {} system packages are installed",
+            PACKAGES.len()
+        );
         return Ok(());
     }
     if !nix_is_root() {
@@ -100,26 +103,62 @@ fn nix_is_root() -> bool {
 fn ci() -> Result<()> {
     deps()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     Ok(())
 }
 
+/// The main job on a fresh machine: install what is needed, build rpod and a
+/// busybox rootfs, run a real container under runc and conmon, and show it.
 fn demo() -> Result<()> {
     deps()?;
     run(cargo().args(["build", "--package", "rpod-cli"]))?;
     let rpod = workspace_root().join("target/debug/rpod");
     let tmp = std::env::temp_dir().join(format!("rpod-demo-{}", std::process::id()));
-    let args = [
-        "--root".to_string(),
-        tmp.join("root").display().to_string(),
-        "--runroot".to_string(),
-        tmp.join("run").display().to_string(),
-    ];
-    run(Command::new(&rpod).args(&args).arg("info"))?;
+    let rootfs = tmp.join("rootfs");
+    rootfs::build(&rootfs)?;
+    let conf = tmp.join("rpod.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "root = \"{t}/root\"\nrunroot = \"{t}/run\"\ntmp_dir = \"{t}/tmp\"\n\
+             lock_path = \"rpod_demo_{pid}\"\ncgroup_parent = \"/rpod-demo-{pid}\"\n",
+            t = tmp.display(),
+            pid = std::process::id()
+        ),
+    )?;
+    let rpod_cmd = |args: &[&str]| -> Result<()> {
+        run(Command::new(&rpod).arg("--config").arg(&conf).args(args))
+    };
+    let r = rootfs.display().to_string();
+    let result = (|| -> Result<()> {
+        rpod_cmd(&["run", "--name", "demo", "--rootfs", &r, "sh", "-c",
+            "echo hello from an rpod container; uname -a; id; hostname; cat /proc/1/cgroup | head -3"])?;
+        rpod_cmd(&["ps", "-a"])?;
+        rpod_cmd(&["rm", "demo"])?;
+        Ok(())
+    })();
+    let _ = Command::new(&rpod)
+        .arg("--config")
+        .arg(&conf)
+        .args(["rm", "-f", "--all"])
+        .status();
+    let _ = std::fs::remove_file(format!("/dev/shm/rpod_demo_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(())
+    if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in hierarchies.flatten() {
+            let _ = std::fs::remove_dir(h.path().join(format!("rpod-demo-{}", std::process::id())));
+        }
+    }
+    result
 }
 
 fn main() -> Result<()> {

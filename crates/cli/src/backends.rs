@@ -33,8 +33,9 @@ mod tests {
         super::link();
         rpod_registry::check().expect("no duplicate or malformed registrations");
         for (kind, name) in super::BUILTIN {
-            let reg = rpod_registry::lookup(kind, name)
-                .unwrap_or_else(|e| panic!("built-in backend {kind} {name} is not registered: {e}"));
+            let reg = rpod_registry::lookup(kind, name).unwrap_or_else(|e| {
+                panic!("built-in backend {kind} {name} is not registered: {e}")
+            });
             assert!(!reg.summary.is_empty());
         }
     }

@@ -107,9 +107,9 @@ impl GlobalOpts {
 
     fn set_options(&self, mut o: Options) -> Result<Options> {
         for kv in &self.set {
-            let table: toml::Table = kv
-                .parse()
-                .map_err(|e| anyhow::anyhow!("invalid --set {kv:?}: expected KEY=VALUE in TOML syntax ({e})"))?;
+            let table: toml::Table = kv.parse().map_err(|e| {
+                anyhow::anyhow!("invalid --set {kv:?}: expected KEY=VALUE in TOML syntax ({e})")
+            })?;
             for (k, v) in table {
                 o = o.set(&k, v);
             }

@@ -263,7 +263,12 @@ impl Config {
         Ok(())
     }
 
-    fn apply_one(&mut self, key: &str, value: toml::Value, origin: &Origin) -> Result<(), ConfigError> {
+    fn apply_one(
+        &mut self,
+        key: &str,
+        value: toml::Value,
+        origin: &Origin,
+    ) -> Result<(), ConfigError> {
         let Some(skey) = static_key(key) else {
             let w = format!("{origin}: unknown config key `{key}` ignored");
             tracing::warn!("{w}");
@@ -302,7 +307,11 @@ impl Config {
             expected: expected.to_string(),
         };
         if v.num_locks == 0 {
-            return Err(bad("num_locks", "0".into(), "a number of locks of at least 1"));
+            return Err(bad(
+                "num_locks",
+                "0".into(),
+                "a number of locks of at least 1",
+            ));
         }
         for (name, paths) in &v.runtimes {
             if paths.is_empty() {
@@ -347,7 +356,11 @@ impl Config {
         for (key, p) in single_paths {
             let optional = key == "db_path";
             if !(p.is_absolute() || optional && p.as_os_str().is_empty()) {
-                return Err(bad(key, format!("{:?}", p.display().to_string()), "an absolute path"));
+                return Err(bad(
+                    key,
+                    format!("{:?}", p.display().to_string()),
+                    "an absolute path",
+                ));
             }
         }
         if !v.events_logfile_path.as_os_str().is_empty() && !v.events_logfile_path.is_absolute() {
@@ -366,11 +379,19 @@ impl Config {
         ];
         for (key, list) in lists {
             if let Some(p) = list.iter().find(|p| !p.is_absolute()) {
-                return Err(bad(key, format!("{:?}", p.display().to_string()), "absolute paths"));
+                return Err(bad(
+                    key,
+                    format!("{:?}", p.display().to_string()),
+                    "absolute paths",
+                ));
             }
         }
         if v.conmon_path.is_empty() {
-            return Err(bad("conmon_path", "[]".into(), "at least one candidate path"));
+            return Err(bad(
+                "conmon_path",
+                "[]".into(),
+                "at least one candidate path",
+            ));
         }
         if v.max_log_size == 0 || v.max_log_size < -1 {
             return Err(bad(
@@ -383,7 +404,11 @@ impl Config {
             return Err(bad("detach_keys", format!("{:?}", v.detach_keys), &why));
         }
         if let Some(e) = v.conmon_env_vars.iter().find(|e| !e.contains('=')) {
-            return Err(bad("conmon_env_vars", format!("{e:?}"), "entries of the form NAME=VALUE"));
+            return Err(bad(
+                "conmon_env_vars",
+                format!("{e:?}"),
+                "entries of the form NAME=VALUE",
+            ));
         }
         Ok(())
     }

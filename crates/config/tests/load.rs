@@ -60,7 +60,13 @@ fn defaults_for_root_use_rpods_own_paths() {
     assert!(cfg.files_read().is_empty());
     assert!(cfg.explicit_keys().next().is_none());
     // never podman's store
-    for p in [&cfg.root, &cfg.runroot, &cfg.static_dir, &cfg.tmp_dir, &cfg.volume_path] {
+    for p in [
+        &cfg.root,
+        &cfg.runroot,
+        &cfg.static_dir,
+        &cfg.tmp_dir,
+        &cfg.volume_path,
+    ] {
         assert!(!p.starts_with("/var/lib/containers") && !p.starts_with("/run/libpod"));
     }
 }
@@ -77,7 +83,10 @@ fn defaults_for_non_root_use_xdg_dirs() {
 #[test]
 fn system_file_is_read_when_no_override() {
     let env = Env::new();
-    let sys = env.write("usr/share/rpod/rpod.conf", "num_locks = 100\nnamespace = \"sys\"\n");
+    let sys = env.write(
+        "usr/share/rpod/rpod.conf",
+        "num_locks = 100\nnamespace = \"sys\"\n",
+    );
     let cfg = env.loader(0).load().unwrap();
     assert_eq!(cfg.num_locks, 100);
     assert_eq!(cfg.namespace, "sys");
@@ -88,7 +97,10 @@ fn system_file_is_read_when_no_override() {
 #[test]
 fn override_file_replaces_system_file_entirely() {
     let env = Env::new();
-    env.write("usr/share/rpod/rpod.conf", "num_locks = 100\nnamespace = \"sys\"\n");
+    env.write(
+        "usr/share/rpod/rpod.conf",
+        "num_locks = 100\nnamespace = \"sys\"\n",
+    );
     let ovr = env.write("etc/rpod/rpod.conf", "num_locks = 200\n");
     let cfg = env.loader(0).load().unwrap();
     assert_eq!(cfg.num_locks, 200);
@@ -101,7 +113,10 @@ fn override_file_replaces_system_file_entirely() {
 #[test]
 fn non_root_user_file_replaces_global_file() {
     let env = Env::new();
-    env.write("etc/rpod/rpod.conf", "num_locks = 200\ninit_path = \"/global/init\"\n");
+    env.write(
+        "etc/rpod/rpod.conf",
+        "num_locks = 200\ninit_path = \"/global/init\"\n",
+    );
     let user = env.write("home/.config/rpod/rpod.conf", "num_locks = 300\n");
     let cfg = env.loader(1000).load().unwrap();
     assert_eq!(cfg.num_locks, 300);
@@ -136,7 +151,10 @@ runc = ["/global/bin/runc"]
     assert!(cfg.no_pivot_root);
     assert_eq!(cfg.cni_plugin_dir, vec![PathBuf::from("/global/cni")]);
     assert_eq!(cfg.runtime_path, vec![PathBuf::from("/global/runc")]);
-    assert_eq!(cfg.runtimes["runc"], vec![PathBuf::from("/global/bin/runc")]);
+    assert_eq!(
+        cfg.runtimes["runc"],
+        vec![PathBuf::from("/global/bin/runc")]
+    );
     assert!(cfg.is_explicit("init_path"));
     assert!(!cfg.is_explicit("num_locks"));
 }
@@ -152,7 +170,10 @@ fn root_user_ignores_user_file() {
 #[test]
 fn config_flag_file_overrides_global_and_options_override_both() {
     let env = Env::new();
-    env.write("etc/rpod/rpod.conf", "num_locks = 200\nnamespace = \"g\"\nlock_type = \"file\"\n");
+    env.write(
+        "etc/rpod/rpod.conf",
+        "num_locks = 200\nnamespace = \"g\"\nlock_type = \"file\"\n",
+    );
     let extra = env.write("extra.conf", "num_locks = 400\nnamespace = \"x\"\n");
     let mut loader = env.loader(0).config_file(&extra);
     loader.options = Options::new().num_locks(64);
@@ -176,7 +197,10 @@ fn missing_config_flag_file_cannot_stat() {
         .unwrap_err();
     assert!(matches!(err, ConfigError::CannotStat { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("cannot stat") && msg.contains("nope.conf"), "{msg}");
+    assert!(
+        msg.contains("cannot stat") && msg.contains("nope.conf"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -206,7 +230,9 @@ fn set_default_from_never_replaces_explicit_values() {
         .set_default_from("static_dir", "/from/db".into())
         .unwrap());
     assert_eq!(cfg.static_dir, Path::new("/explicit/static"));
-    assert!(cfg.set_default_from("tmp_dir", "/from/db/tmp".into()).unwrap());
+    assert!(cfg
+        .set_default_from("tmp_dir", "/from/db/tmp".into())
+        .unwrap());
     assert_eq!(cfg.tmp_dir, Path::new("/from/db/tmp"));
     assert!(!cfg.is_explicit("tmp_dir"));
 }
@@ -229,7 +255,10 @@ fn unknown_keys_are_warned_not_fatal() {
     assert_eq!(cfg.num_locks, 10);
     assert_eq!(cfg.warnings().len(), 1);
     let w = &cfg.warnings()[0];
-    assert!(w.contains("frobnicate") && w.contains(&p.display().to_string()), "{w}");
+    assert!(
+        w.contains("frobnicate") && w.contains(&p.display().to_string()),
+        "{w}"
+    );
 }
 
 #[test]
@@ -261,7 +290,10 @@ fn bad_cgroup_manager_names_key_value_and_choices() {
     let (p, err) = load_err("cgroup_manager = \"cgroupfsx\"\n");
     let msg = err.to_string();
     assert!(msg.contains(&p), "{msg}");
-    assert!(msg.contains("`cgroup_manager`") && msg.contains("cgroupfsx"), "{msg}");
+    assert!(
+        msg.contains("`cgroup_manager`") && msg.contains("cgroupfsx"),
+        "{msg}"
+    );
     assert!(msg.contains("\"cgroupfs\" or \"systemd\""), "{msg}");
 }
 
@@ -278,14 +310,20 @@ fn wrong_type_is_rejected() {
 fn zero_locks_is_rejected() {
     let (p, err) = load_err("num_locks = 0\n");
     let msg = err.to_string();
-    assert!(msg.contains(&p) && msg.contains("num_locks") && msg.contains("at least 1"), "{msg}");
+    assert!(
+        msg.contains(&p) && msg.contains("num_locks") && msg.contains("at least 1"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn empty_runtime_path_list_is_rejected() {
     let (_, err) = load_err("[runtimes]\nmyrt = []\n");
     let msg = err.to_string();
-    assert!(msg.contains("runtimes") && msg.contains("myrt") && msg.contains("at least one"), "{msg}");
+    assert!(
+        msg.contains("runtimes") && msg.contains("myrt") && msg.contains("at least one"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -293,11 +331,17 @@ fn default_runtime_must_be_configured_or_absolute() {
     let (_, err) = load_err("runtime = \"kata\"\n");
     let msg = err.to_string();
     assert!(msg.contains("`runtime`") && msg.contains("kata"), "{msg}");
-    assert!(msg.contains("crun, runc") && msg.contains("absolute path"), "{msg}");
+    assert!(
+        msg.contains("crun, runc") && msg.contains("absolute path"),
+        "{msg}"
+    );
     let env = Env::new();
     env.write("etc/rpod/rpod.conf", "runtime = \"/opt/bin/myruntime\"\n");
     assert_eq!(env.loader(0).load().unwrap().runtime, "/opt/bin/myruntime");
-    env.write("etc/rpod/rpod.conf", "runtime = \"kata\"\n[runtimes]\nkata = [\"/opt/kata\"]\n");
+    env.write(
+        "etc/rpod/rpod.conf",
+        "runtime = \"kata\"\n[runtimes]\nkata = [\"/opt/kata\"]\n",
+    );
     assert_eq!(env.loader(0).load().unwrap().runtime, "kata");
 }
 
@@ -314,7 +358,10 @@ fn relative_paths_are_rejected_where_absolute_needed() {
     ] {
         let (_, err) = load_err(text);
         let msg = err.to_string();
-        assert!(msg.contains(key) && msg.contains("absolute"), "{key}: {msg}");
+        assert!(
+            msg.contains(key) && msg.contains("absolute"),
+            "{key}: {msg}"
+        );
     }
 }
 
@@ -324,8 +371,14 @@ fn bad_detach_keys_and_log_size_are_rejected() {
     assert!(err.to_string().contains("detach_keys"), "{err}");
     let (_, err) = load_err("max_log_size = 0\n");
     assert!(err.to_string().contains("-1 for unlimited"), "{err}");
-    assert_eq!(rpod_config::parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-    assert_eq!(rpod_config::parse_detach_keys("ctrl-@,a").unwrap(), vec![0, b'a']);
+    assert_eq!(
+        rpod_config::parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+        vec![16, 17]
+    );
+    assert_eq!(
+        rpod_config::parse_detach_keys("ctrl-@,a").unwrap(),
+        vec![0, b'a']
+    );
     assert!(rpod_config::parse_detach_keys("").unwrap().is_empty());
 }
 
@@ -360,7 +413,11 @@ fn unknown_backend_names_list_registered_ones() {
     });
     for (k, v) in [("lock", "lock_type"), ("events", "events_logger")] {
         let _ = rpod_registry::register(rpod_registry::Registration {
-            kind: if k == "lock" { rpod_registry::kinds::LOCK } else { rpod_registry::kinds::EVENTS },
+            kind: if k == "lock" {
+                rpod_registry::kinds::LOCK
+            } else {
+                rpod_registry::kinds::EVENTS
+            },
             name: "testbackend",
             summary: v,
             origin: "config-test",
@@ -378,12 +435,26 @@ fn unknown_backend_names_list_registered_ones() {
     loader.options = Options::new().database_backend("nosuch");
     let err = loader.load().unwrap().validate_backends().unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("nosuch") && msg.contains("teststate") && msg.contains("database_backend"), "{msg}");
+    assert!(
+        msg.contains("nosuch") && msg.contains("teststate") && msg.contains("database_backend"),
+        "{msg}"
+    );
     assert!(msg.starts_with("command-line option"), "{msg}");
-    env.write("etc/rpod/rpod.conf", "lock_type = \"nolock\"\ndatabase_backend = \"teststate\"\n");
-    let err = env.loader(0).load().unwrap().validate_backends().unwrap_err();
+    env.write(
+        "etc/rpod/rpod.conf",
+        "lock_type = \"nolock\"\ndatabase_backend = \"teststate\"\n",
+    );
+    let err = env
+        .loader(0)
+        .load()
+        .unwrap()
+        .validate_backends()
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&p.display().to_string()) && msg.contains("nolock") && msg.contains("lock.v1"), "{msg}");
+    assert!(
+        msg.contains(&p.display().to_string()) && msg.contains("nolock") && msg.contains("lock.v1"),
+        "{msg}"
+    );
 }
 
 #[test]

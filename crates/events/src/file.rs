@@ -335,7 +335,7 @@ impl FileEventer {
                     let tail = std::mem::take(&mut c.partial);
                     match std::str::from_utf8(&tail).ok().map(Event::from_json) {
                         Some(Ok(e)) if opts.wants(&e) => {
-                            sink(e);
+                            let _ = sink(e); // the last event: nothing follows either way
                         }
                         Some(Ok(_)) => {}
                         _ => tracing::debug!(

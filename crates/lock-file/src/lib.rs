@@ -12,8 +12,9 @@
 //!   stays open between acquisitions.
 //! * The kernel releases the lock of a process that dies. To tell the next
 //!   holder, the holder writes its pid and start time into the file while it
-//!   holds the lock and truncates the file before releasing: a non-empty file
-//!   found on acquisition means the previous holder died.
+//!   holds the lock and zeroes it before releasing: a record found on
+//!   acquisition means the previous holder died. (Overwriting in place is
+//!   cheaper than truncating, on tmpfs and on disk.)
 //! * A freed lock whose file is gone cannot be locked
 //!   ([`LockError::NotAllocated`]); once the id is allocated again, old and
 //!   new handles are the same lock again. If the file is removed and
@@ -42,7 +43,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
-use rpod_lock::{check_distinct, Acquired, Lock, LockError, LockManager, LockOptions, LockScope, RawLock};
+use rpod_lock::{
+    check_distinct, Acquired, Lock, LockError, LockManager, LockOptions, LockScope, RawLock,
+};
 
 /// The backend's registered name.
 pub const BACKEND: &str = "file";
@@ -99,9 +102,14 @@ impl FileLockManager {
             .mode(0o711)
             .create(&dir)
             .map_err(|e| io_err(&dir, "creating the lock directory", e))?;
-        let canonical = fs::canonicalize(&dir).map_err(|e| io_err(&dir, "resolving the lock directory", e))?;
+        let canonical =
+            fs::canonicalize(&dir).map_err(|e| io_err(&dir, "resolving the lock directory", e))?;
         if !canonical.is_dir() {
-            return Err(LockError::at(BACKEND, &dir, "the lock location is not a directory"));
+            return Err(LockError::at(
+                BACKEND,
+                &dir,
+                "the lock location is not a directory",
+            ));
         }
         let scope = LockScope::new(&format!("file:{}", canonical.display()));
         Ok(FileLockManager { dir, scope })
@@ -145,7 +153,8 @@ impl FileLockManager {
 
     /// The ids whose files exist, ascending. Other files are ignored.
     fn ids(&self) -> Result<Vec<u32>, LockError> {
-        let rd = fs::read_dir(&self.dir).map_err(|e| io_err(&self.dir, "listing the lock directory", e))?;
+        let rd = fs::read_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, "listing the lock directory", e))?;
         let mut ids = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| io_err(&self.dir, "listing the lock directory", e))?;
@@ -302,6 +311,17 @@ fn own_record() -> &'static [u8; RECORD_LEN] {
     })
 }
 
+/// What the record of a dead holder says.
+fn dead_holder(record: &[u8]) -> Acquired {
+    let text = String::from_utf8_lossy(record);
+    let mut fields = text
+        .trim_matches(|c: char| c == '\0' || c.is_ascii_whitespace())
+        .split_whitespace();
+    let pid = fields.next().unwrap_or("?");
+    let start = fields.next().unwrap_or("?");
+    Acquired::owner_died(Some(format!("pid {pid} (start time {start})")))
+}
+
 fn whole_file(kind: libc::c_int) -> libc::flock {
     libc::flock {
         l_type: kind as libc::c_short,
@@ -335,18 +355,6 @@ impl FileLock {
         }
     }
 
-    /// Reads the record a dead holder left behind.
-    fn dead_holder(&self, f: &File) -> Result<Acquired, LockError> {
-        let mut buf = [0u8; 2 * RECORD_LEN];
-        let n = f.read_at(&mut buf, 0).map_err(|e| self.err("reading", e))?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let previous = text.trim_matches(|c: char| c == '\0' || c.is_ascii_whitespace());
-        let mut fields = previous.split_whitespace();
-        let pid = fields.next().unwrap_or("?");
-        let start = fields.next().unwrap_or("?");
-        Ok(Acquired::owner_died(Some(format!("pid {pid} (start time {start})"))))
-    }
-
     fn acquire(&self, wait: bool) -> Result<Option<Acquired>, LockError> {
         // Each round ends with the lock, or after finding that the file we
         // locked had been removed (freed, maybe reallocated) meanwhile.
@@ -371,11 +379,14 @@ impl FileLock {
             if meta.st_nlink == 0 {
                 continue; // stale: closing `f` releases it
             }
-            // A released lock file is empty: a record means its holder died.
-            let acquired = if meta.st_size == 0 {
+            // A released lock file is empty or zeroed: a record means its
+            // holder died.
+            let mut buf = [0u8; RECORD_LEN];
+            let n = f.read_at(&mut buf, 0).map_err(|e| self.err("reading", e))?;
+            let acquired = if buf[..n].iter().all(|&b| b == 0) {
                 Acquired::clean()
             } else {
-                self.dead_holder(&f)?
+                dead_holder(&buf[..n])
             };
             f.write_all_at(own_record(), 0)
                 .map_err(|e| self.err("recording the holder of", e))?;
@@ -385,7 +396,10 @@ impl FileLock {
         Err(LockError::at(
             BACKEND,
             &self.path,
-            format!("lock {} keeps being freed and reallocated while locking it", self.id),
+            format!(
+                "lock {} keeps being freed and reallocated while locking it",
+                self.id
+            ),
         ))
     }
 }
@@ -398,7 +412,11 @@ impl RawLock for FileLock {
     fn lock(&self) -> Result<Acquired, LockError> {
         match self.acquire(true)? {
             Some(a) => Ok(a),
-            None => Err(LockError::at(BACKEND, &self.path, "blocking lock returned without the lock")),
+            None => Err(LockError::at(
+                BACKEND,
+                &self.path,
+                "blocking lock returned without the lock",
+            )),
         }
     }
 
@@ -412,8 +430,10 @@ impl RawLock for FileLock {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .ok_or_else(|| LockError::at(BACKEND, &self.path, format!("lock {} is not held", self.id)))?;
-        let cleared = f.set_len(0);
+            .ok_or_else(|| {
+                LockError::at(BACKEND, &self.path, format!("lock {} is not held", self.id))
+            })?;
+        let cleared = f.write_all_at(&[0u8; RECORD_LEN], 0);
         // Closing the only descriptor of this open file description releases
         // the lock, whether or not clearing worked.
         drop(f);

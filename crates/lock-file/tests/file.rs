@@ -55,14 +55,19 @@ fn one_private_file_per_allocated_lock_in_tmp_dir_locks() {
 fn explicit_location_must_be_an_absolute_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let at = tmp.path().join("elsewhere/locks");
-    let mgr = FileLockManager::open(&LockOptions::new(0, "/unused").location(at.display().to_string())).unwrap();
+    let mgr =
+        FileLockManager::open(&LockOptions::new(0, "/unused").location(at.display().to_string()))
+            .unwrap();
     assert_eq!(mgr.dir(), at);
     assert!(at.is_dir());
-    let err = FileLockManager::open(&LockOptions::new(0, "/unused").location("relative/locks")).unwrap_err();
+    let err = FileLockManager::open(&LockOptions::new(0, "/unused").location("relative/locks"))
+        .unwrap_err();
     assert!(err.to_string().contains("absolute"), "{err}");
     let file = tmp.path().join("a-file");
     fs::write(&file, "").unwrap();
-    let err = FileLockManager::open(&LockOptions::new(0, "/unused").location(file.display().to_string())).unwrap_err();
+    let err =
+        FileLockManager::open(&LockOptions::new(0, "/unused").location(file.display().to_string()))
+            .unwrap_err();
     assert!(matches!(err, LockError::Backend { .. }), "{err:?}");
 }
 
@@ -77,10 +82,18 @@ fn holder_record_is_written_while_held_and_cleared_on_release() {
     let rec = record(&path);
     let pid: u32 = rec.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(pid, std::process::id(), "{rec:?}");
-    assert_eq!(rec.split_whitespace().count(), 2, "pid and start time: {rec:?}");
+    assert_eq!(
+        rec.split_whitespace().count(),
+        2,
+        "pid and start time: {rec:?}"
+    );
     drop(g);
     assert_eq!(record(&path), "");
-    assert!(fs::metadata(&path).unwrap().len() <= RECORD_LEN as u64);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        RECORD_LEN as u64,
+        "zeroed in place"
+    );
 }
 
 #[test]
@@ -115,7 +128,10 @@ fn foreign_files_are_ignored_and_kept() {
     mgr.free_all().unwrap();
     assert_eq!(mgr.allocated().unwrap(), Vec::<u32>::new());
     mgr.destroy().unwrap();
-    assert!(dir.join("README").exists() && dir.join("007").exists(), "only lock files are removed");
+    assert!(
+        dir.join("README").exists() && dir.join("007").exists(),
+        "only lock files are removed"
+    );
     fs::remove_dir_all(&dir).unwrap();
     mgr.destroy().unwrap(); // nothing left: not an error
     let clean = open(tmp.path());
@@ -130,8 +146,14 @@ fn a_freed_lock_without_file_cannot_be_locked() {
     let mgr = open(tmp.path());
     let lock = mgr.allocate().unwrap();
     mgr.free(lock.id()).unwrap();
-    assert!(matches!(lock.lock(), Err(LockError::NotAllocated { id: 0 })));
-    assert!(matches!(lock.try_lock(), Err(LockError::NotAllocated { id: 0 })));
+    assert!(matches!(
+        lock.lock(),
+        Err(LockError::NotAllocated { id: 0 })
+    ));
+    assert!(matches!(
+        lock.try_lock(),
+        Err(LockError::NotAllocated { id: 0 })
+    ));
     assert!(!lock.is_held_by_current_thread());
     // retrieve never creates the file.
     let ghost = mgr.retrieve(77).unwrap();
@@ -160,11 +182,16 @@ fn waiter_on_a_recreated_file_moves_to_the_new_one() {
     mgr.free(0).unwrap();
     mgr.allocate_given(0).unwrap();
     drop(g);
-    rx.recv_timeout(Duration::from_secs(10)).expect("waiter acquired");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("waiter acquired");
     let newcomer = mgr.retrieve(0).unwrap();
     let n = newcomer.clone();
     let busy = thread::spawn(move || n.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
-    assert_eq!(busy.join().unwrap(), Ok(true), "the waiter must hold the new file");
+    assert_eq!(
+        busy.join().unwrap(),
+        Ok(true),
+        "the waiter must hold the new file"
+    );
     go_tx.send(()).unwrap();
     t.join().unwrap();
     newcomer.lock().unwrap().unlock().unwrap();
@@ -180,7 +207,10 @@ fn registered_and_opened_from_the_config() {
     cfg.lock_type = "file".into();
     let mgr = rpod_lock::open(&cfg).unwrap();
     assert_eq!(mgr.backend(), "file");
-    assert_eq!(mgr.location(), tmp.path().join("run/tmp/locks").display().to_string());
+    assert_eq!(
+        mgr.location(),
+        tmp.path().join("run/tmp/locks").display().to_string()
+    );
     assert_eq!(mgr.allocate().unwrap().id(), 0);
     // Renumbering does not apply to an unlimited backend: same directory, same locks.
     cfg.num_locks = 4096;

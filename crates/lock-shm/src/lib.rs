@@ -99,7 +99,12 @@ pub fn remove_segment(name: &str) -> Result<bool, LockError> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(LockError::io(BACKEND, &path, "removing the lock segment", e)),
+        Err(e) => Err(LockError::io(
+            BACKEND,
+            &path,
+            "removing the lock segment",
+            e,
+        )),
     }
 }
 

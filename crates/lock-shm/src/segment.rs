@@ -92,7 +92,9 @@ impl Segment {
             return Err(LockError::at(
                 BACKEND,
                 path,
-                format!("num_locks {requested} is more than the {MAX_LOCKS} an shm segment can hold"),
+                format!(
+                    "num_locks {requested} is more than the {MAX_LOCKS} an shm segment can hold"
+                ),
             ));
         }
         let wanted = round_up_num_locks(requested);
@@ -158,7 +160,10 @@ impl Segment {
             return Err(LockError::at(
                 BACKEND,
                 path,
-                format!("the lock segment is owned by uid {}, not by uid {me}; refusing to use it", meta.uid()),
+                format!(
+                    "the lock segment is owned by uid {}, not by uid {me}; refusing to use it",
+                    meta.uid()
+                ),
             ));
         }
         let len = meta.len();
@@ -248,7 +253,10 @@ impl Segment {
     /// links it into place; `None` if another process linked one first.
     fn create(path: &Path, num_locks: u32) -> Result<Option<Segment>, LockError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("segment");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("segment");
         let tmp = path.with_file_name(format!(
             ".{name}.init-{}-{}",
             std::process::id(),
@@ -282,8 +290,12 @@ impl Segment {
         let size = segment_size(num_locks);
         // Reserve the memory now: a sparse tmpfs file would fail later with
         // SIGBUS instead of an error.
-        nix::fcntl::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(file), 0, size as libc::off_t)
-            .map_err(|e| errno_err(tmp, "sizing the lock segment", e))?;
+        nix::fcntl::posix_fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            0,
+            size as libc::off_t,
+        )
+        .map_err(|e| errno_err(tmp, "sizing the lock segment", e))?;
         let mut seg = Self::map(file, tmp, size)?;
         seg.path = path.to_path_buf();
         seg.num_locks = num_locks;
@@ -296,7 +308,10 @@ impl Segment {
         m.write_u32(OFF_SLOT, SLOT as u32);
         m.write_u32(OFF_MUTEX_SIZE, MUTEX_SIZE as u32);
         m.write_u64(OFF_SIZE, size as u64);
-        let init = |off| m.init_mutex(off).map_err(|e| errno_err(tmp, "initialising a mutex", e));
+        let init = |off| {
+            m.init_mutex(off)
+                .map_err(|e| errno_err(tmp, "initialising a mutex", e))
+        };
         init(OFF_SEGMENT_MUTEX)?;
         for id in 0..num_locks {
             init(seg.lock_off(id))?;
@@ -407,7 +422,9 @@ impl Bitmaps<'_> {
     }
 
     pub(crate) fn free_count(&self) -> u32 {
-        (0..self.seg.num_bitmaps).map(|i| self.word(i).count_zeros()).sum()
+        (0..self.seg.num_bitmaps)
+            .map(|i| self.word(i).count_zeros())
+            .sum()
     }
 
     pub(crate) fn allocated(&self) -> Vec<u32> {

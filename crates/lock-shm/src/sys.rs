@@ -30,15 +30,15 @@ pub(crate) struct Mapping {
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mapping").field("len", &self.map.len()).finish()
+        f.debug_struct("Mapping")
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 
 impl Mapping {
     pub(crate) fn new(map: MmapRaw) -> Self {
-        Mapping {
-            map,
-        }
+        Mapping { map }
     }
 
     /// The address of `size` bytes at `off`, aligned to `align`.
@@ -46,7 +46,8 @@ impl Mapping {
         // Offsets come from the layout computed for a segment whose size has
         // been checked; a bad one is a bug in this crate, not bad input.
         assert!(
-            off.checked_add(size).is_some_and(|end| end <= self.map.len()),
+            off.checked_add(size)
+                .is_some_and(|end| end <= self.map.len()),
             "offset {off}+{size} outside the {}-byte lock segment",
             self.map.len()
         );
@@ -102,9 +103,18 @@ impl Mapping {
             Errno::result(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
             let a = attr.as_mut_ptr();
             let res = (|| {
-                check(libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED))?;
-                check(libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST))?;
-                check(libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK))?;
+                check(libc::pthread_mutexattr_setpshared(
+                    a,
+                    libc::PTHREAD_PROCESS_SHARED,
+                ))?;
+                check(libc::pthread_mutexattr_setrobust(
+                    a,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))?;
+                check(libc::pthread_mutexattr_settype(
+                    a,
+                    libc::PTHREAD_MUTEX_ERRORCHECK,
+                ))?;
                 check(libc::pthread_mutex_init(m, a))
             })();
             libc::pthread_mutexattr_destroy(a);

@@ -62,7 +62,10 @@ fn num_locks_is_rounded_up_to_a_multiple_of_32() {
     // 2040 and 2048 agree after rounding, as in libpod.
     let name = Name::new("round2");
     ShmLockManager::open(&name.opts(2048)).unwrap();
-    assert_eq!(ShmLockManager::open(&name.opts(2040)).unwrap().num_locks(), 2048);
+    assert_eq!(
+        ShmLockManager::open(&name.opts(2040)).unwrap().num_locks(),
+        2048
+    );
 }
 
 #[test]
@@ -86,12 +89,24 @@ fn segment_is_private_sized_and_published_without_leftovers() {
 #[test]
 fn names_default_per_user_and_are_validated() {
     let uid = nix::unistd::geteuid().as_raw();
-    assert_eq!(rpod_lock_shm::default_segment_name(), format!("rpod_lock_{uid}"));
-    assert_eq!(segment_path("/libpod_style").unwrap(), PathBuf::from("/dev/shm/libpod_style"));
-    assert_eq!(segment_path("plain").unwrap(), PathBuf::from("/dev/shm/plain"));
+    assert_eq!(
+        rpod_lock_shm::default_segment_name(),
+        format!("rpod_lock_{uid}")
+    );
+    assert_eq!(
+        segment_path("/libpod_style").unwrap(),
+        PathBuf::from("/dev/shm/libpod_style")
+    );
+    assert_eq!(
+        segment_path("plain").unwrap(),
+        PathBuf::from("/dev/shm/plain")
+    );
     for bad in ["", "/", "a/b", "..", ".hidden", "//x", "nul\0byte"] {
         let err = segment_path(bad).unwrap_err();
-        assert!(err.to_string().contains("invalid segment name"), "{bad:?}: {err}");
+        assert!(
+            err.to_string().contains("invalid segment name"),
+            "{bad:?}: {err}"
+        );
         let err = ShmLockManager::open(&LockOptions::new(32, "/t").location(bad)).unwrap_err();
         assert!(matches!(err, LockError::Backend { .. }), "{bad:?}: {err:?}");
     }
@@ -104,18 +119,38 @@ fn count_mismatch_is_an_error_unless_renumbering() {
     old.allocate_given(5).unwrap();
     let err = ShmLockManager::open(&name.opts(96)).unwrap_err();
     assert!(
-        matches!(err, LockError::CountMismatch { found: 64, configured: 96, .. }),
+        matches!(
+            err,
+            LockError::CountMismatch {
+                found: 64,
+                configured: 96,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("rpod system renumber"), "{err}");
     assert!(err.to_string().contains(&name.0), "{err}");
     // The failed open changed nothing.
-    assert_eq!(ShmLockManager::open(&name.opts(64)).unwrap().allocated().unwrap(), vec![5]);
+    assert_eq!(
+        ShmLockManager::open(&name.opts(64))
+            .unwrap()
+            .allocated()
+            .unwrap(),
+        vec![5]
+    );
 
     let new = ShmLockManager::open(&name.opts(96).renumber(true)).unwrap();
     assert_eq!(new.num_locks(), 96);
-    assert_eq!(new.allocated().unwrap(), Vec::<u32>::new(), "a recreated segment starts empty");
-    assert_eq!(fs::metadata(name.path()).unwrap().len(), segment_size(96) as u64);
+    assert_eq!(
+        new.allocated().unwrap(),
+        Vec::<u32>::new(),
+        "a recreated segment starts empty"
+    );
+    assert_eq!(
+        fs::metadata(name.path()).unwrap().len(),
+        segment_size(96) as u64
+    );
     // Everyone now opens the new count; renumber with a matching count keeps allocations.
     new.allocate_given(70).unwrap();
     let again = ShmLockManager::open(&name.opts(96).renumber(true)).unwrap();
@@ -143,7 +178,10 @@ fn foreign_or_damaged_segments_are_refused_and_kept() {
     write_file(&name, &vec![0x5a; segment_size(32)]);
     let msg = open_err(&name, true);
     assert!(msg.contains("not an rpod lock segment"), "{msg}");
-    assert!(name.path().exists(), "a foreign segment must never be removed");
+    assert!(
+        name.path().exists(),
+        "a foreign segment must never be removed"
+    );
 
     // Too small to hold a header.
     let name = Name::new("tiny");
@@ -154,7 +192,10 @@ fn foreign_or_damaged_segments_are_refused_and_kept() {
     let patch = |tag: &str, off: u64, bytes: &[u8]| {
         let name = Name::new(tag);
         drop(ShmLockManager::open(&name.opts(32)).unwrap());
-        let f = fs::OpenOptions::new().write(true).open(name.path()).unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(name.path())
+            .unwrap();
         f.write_all_at(bytes, off).unwrap();
         let msg = open_err(&name, false);
         (name, msg)
@@ -171,14 +212,23 @@ fn foreign_or_damaged_segments_are_refused_and_kept() {
     // Truncated: the header says 32 locks, the file is shorter.
     let name = Name::new("trunc");
     drop(ShmLockManager::open(&name.opts(32)).unwrap());
-    fs::OpenOptions::new().write(true).open(name.path()).unwrap().set_len(1000).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
     assert!(open_err(&name, false).contains("corrupt lock segment header"));
 }
 
 #[test]
 fn a_segment_owned_by_another_user_is_refused() {
     if !nix::unistd::geteuid().is_root() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must run this test as root");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run this test as root"
+        );
         eprintln!("not root: cannot create a segment owned by another user; nothing checked");
         return;
     }
@@ -214,7 +264,11 @@ fn concurrent_creators_agree_on_one_segment() {
             mgrs.push(mgr);
         }
         ids.sort_unstable();
-        assert_eq!(ids, (0..THREADS as u32).collect::<Vec<_>>(), "every opener used the same segment");
+        assert_eq!(
+            ids,
+            (0..THREADS as u32).collect::<Vec<_>>(),
+            "every opener used the same segment"
+        );
         for m in &mgrs {
             assert_eq!(m.allocated().unwrap().len(), THREADS);
         }
@@ -230,7 +284,7 @@ fn destroy_and_remove_segment() {
     mgr.destroy().unwrap();
     assert!(!name.path().exists());
     mgr.destroy().unwrap(); // idempotent
-    // Handles keep working on the old memory.
+                            // Handles keep working on the old memory.
     lock.lock().unwrap().unlock().unwrap();
     let fresh = ShmLockManager::open(&name.opts(32)).unwrap();
     assert_eq!(fresh.allocated().unwrap(), Vec::<u32>::new());
@@ -274,7 +328,10 @@ fn registered_and_opened_from_the_config() {
     // Renumbering to another count through the config.
     let mut cfg2 = cfg.values().clone();
     cfg2.num_locks = 128;
-    assert!(matches!(rpod_lock::open(&cfg2), Err(LockError::CountMismatch { .. })));
+    assert!(matches!(
+        rpod_lock::open(&cfg2),
+        Err(LockError::CountMismatch { .. })
+    ));
     let mgr = rpod_lock::open_for_renumber(&cfg2).unwrap();
     assert_eq!(mgr.available().unwrap(), Some(128));
 }

@@ -139,8 +139,9 @@ impl Fixture {
             .tempdir()
             .expect("creating a scratch directory");
         let opts = (s.options)(dir.path(), num_locks);
-        let mgr = (s.factory)(&opts)
-            .unwrap_or_else(|e| panic!("opening the {} lock manager with {opts:?}: {e}", s.backend));
+        let mgr = (s.factory)(&opts).unwrap_or_else(|e| {
+            panic!("opening the {} lock manager with {opts:?}: {e}", s.backend)
+        });
         Fixture {
             dir,
             opts,
@@ -195,9 +196,17 @@ impl Fixture {
         let start = Instant::now();
         while !path.exists() {
             if let Some(st) = proc.child.try_wait().expect("try_wait") {
-                panic!("child exited early ({st}) before creating {}:\n{}", path.display(), proc.output());
+                panic!(
+                    "child exited early ({st}) before creating {}:\n{}",
+                    path.display(),
+                    proc.output()
+                );
             }
-            assert!(start.elapsed() < TIMEOUT, "timed out waiting for {}", path.display());
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for {}",
+                path.display()
+            );
             thread::sleep(Duration::from_millis(2));
         }
     }
@@ -281,7 +290,10 @@ fn read_counter(path: &Path) -> u64 {
 fn wait_for_all(dir: &Path, prefix: &str, n: usize) {
     let start = Instant::now();
     while (0..n).any(|i| !dir.join(format!("{prefix}-{i}")).exists()) {
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {n} {prefix} files");
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "timed out waiting for {n} {prefix} files"
+        );
         thread::sleep(Duration::from_millis(1));
     }
 }
@@ -361,7 +373,11 @@ pub fn allocate_lowest_free_first(s: &Subject) {
     let fx = Fixture::new(s, 64);
     assert_eq!(allocate_n(&*fx.mgr, 5), vec![0, 1, 2, 3, 4]);
     fx.mgr.free(2).expect("free 2");
-    assert_eq!(fx.mgr.allocate().expect("allocate").id(), 2, "lowest free id first");
+    assert_eq!(
+        fx.mgr.allocate().expect("allocate").id(),
+        2,
+        "lowest free id first"
+    );
     assert_eq!(fx.mgr.allocate().expect("allocate").id(), 5);
 }
 
@@ -381,9 +397,18 @@ pub fn exhaustion_and_available_count(s: &Subject) {
     let ids = allocate_n(&*fx.mgr, total);
     assert_eq!(ids, (0..total).collect::<Vec<_>>());
     assert_eq!(fx.mgr.available().expect("available"), Some(0));
-    let err = fx.mgr.allocate().expect_err("allocating past the limit must fail");
-    assert!(matches!(err, LockError::Exhausted { limit } if limit == total), "{err:?}");
-    assert_eq!(err.to_string(), format!("allocation failed; exceeded num_locks ({total})"));
+    let err = fx
+        .mgr
+        .allocate()
+        .expect_err("allocating past the limit must fail");
+    assert!(
+        matches!(err, LockError::Exhausted { limit } if limit == total),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("allocation failed; exceeded num_locks ({total})")
+    );
     fx.mgr.free(7).expect("free 7");
     assert_eq!(fx.mgr.available().expect("available"), Some(1));
     assert_eq!(fx.mgr.allocate().expect("allocate after free").id(), 7);
@@ -401,7 +426,10 @@ pub fn retrieve_does_not_allocate(s: &Subject) {
     if s.limited {
         let total = fx.total() + 1;
         let err = fx.mgr.retrieve(total).expect_err("retrieve out of range");
-        assert!(matches!(err, LockError::OutOfRange { id, limit } if id == total && limit == total), "{err:?}");
+        assert!(
+            matches!(err, LockError::OutOfRange { id, limit } if id == total && limit == total),
+            "{err:?}"
+        );
     }
 }
 
@@ -410,14 +438,29 @@ pub fn allocate_given_marks_allocated(s: &Subject) {
     let fx = Fixture::new(s, 32);
     assert_eq!(fx.mgr.allocate_given(7).expect("allocate_given 7").id(), 7);
     let err = fx.mgr.allocate_given(7).expect_err("allocating 7 twice");
-    assert!(matches!(err, LockError::AlreadyAllocated { id: 7 }), "{err:?}");
+    assert!(
+        matches!(err, LockError::AlreadyAllocated { id: 7 }),
+        "{err:?}"
+    );
     assert_eq!(allocate_n(&*fx.mgr, 8), vec![0, 1, 2, 3, 4, 5, 6, 8]);
-    let err = fx.mgr.allocate_given(3).expect_err("allocating an allocated id");
-    assert!(matches!(err, LockError::AlreadyAllocated { id: 3 }), "{err:?}");
+    let err = fx
+        .mgr
+        .allocate_given(3)
+        .expect_err("allocating an allocated id");
+    assert!(
+        matches!(err, LockError::AlreadyAllocated { id: 3 }),
+        "{err:?}"
+    );
     if s.limited {
         let total = fx.total() + 9;
-        let err = fx.mgr.allocate_given(total).expect_err("allocate_given out of range");
-        assert!(matches!(err, LockError::OutOfRange { id, limit } if id == total && limit == total), "{err:?}");
+        let err = fx
+            .mgr
+            .allocate_given(total)
+            .expect_err("allocate_given out of range");
+        assert!(
+            matches!(err, LockError::OutOfRange { id, limit } if id == total && limit == total),
+            "{err:?}"
+        );
     }
 }
 
@@ -455,8 +498,14 @@ pub fn allocated_list_tracks_allocations(s: &Subject) {
     }
     let other = fx.reopen();
     assert_eq!(other.allocated().expect("allocated"), vec![0, 2, 20, 40]);
-    assert_eq!(other.allocate().expect("allocate via second manager").id(), 1);
-    assert_eq!(fx.mgr.allocated().expect("allocated"), vec![0, 1, 2, 20, 40]);
+    assert_eq!(
+        other.allocate().expect("allocate via second manager").id(),
+        1
+    );
+    assert_eq!(
+        fx.mgr.allocated().expect("allocated"),
+        vec![0, 1, 2, 20, 40]
+    );
 }
 
 /// A thread locking what it holds gets `WouldDeadlock`, through any handle.
@@ -473,9 +522,15 @@ pub fn relock_by_same_thread_is_an_error(s: &Subject) {
     };
     is_deadlock(lock.lock().map(drop), "lock again");
     is_deadlock(lock.try_lock().map(drop), "try_lock again");
-    is_deadlock(fx.mgr.retrieve(id).expect("retrieve").lock().map(drop), "lock via a second handle");
+    is_deadlock(
+        fx.mgr.retrieve(id).expect("retrieve").lock().map(drop),
+        "lock via a second handle",
+    );
     let second = fx.reopen();
-    is_deadlock(second.retrieve(id).expect("retrieve").lock().map(drop), "lock via a second manager");
+    is_deadlock(
+        second.retrieve(id).expect("retrieve").lock().map(drop),
+        "lock via a second manager",
+    );
     // Other locks are unaffected, and other threads simply find it busy.
     let g2 = other.lock().expect("a different lock");
     let l = lock.clone();
@@ -486,7 +541,10 @@ pub fn relock_by_same_thread_is_an_error(s: &Subject) {
     drop(g2);
     drop(guard);
     assert!(!lock.is_held_by_current_thread());
-    lock.lock().expect("lock after release").unlock().expect("unlock");
+    lock.lock()
+        .expect("lock after release")
+        .unlock()
+        .expect("unlock");
 }
 
 /// `try_lock` takes a free lock, reports a held one as busy, and `lock`
@@ -494,7 +552,10 @@ pub fn relock_by_same_thread_is_an_error(s: &Subject) {
 pub fn try_lock_reports_busy(s: &Subject) {
     let fx = Fixture::new(s, 32);
     let lock = fx.mgr.allocate().expect("allocate");
-    let guard = lock.try_lock().expect("try_lock").expect("a free lock is taken");
+    let guard = lock
+        .try_lock()
+        .expect("try_lock")
+        .expect("a free lock is taken");
     assert!(!guard.previous_owner_died());
     let l = lock.clone();
     let busy = thread::spawn(move || l.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
@@ -517,7 +578,10 @@ pub fn try_lock_reports_busy(s: &Subject) {
     });
     rx.recv().expect("holder started");
     let g = lock.lock().expect("lock");
-    assert!(released.load(Ordering::SeqCst), "lock() returned while another thread held the lock");
+    assert!(
+        released.load(Ordering::SeqCst),
+        "lock() returned while another thread held the lock"
+    );
     drop(g);
     holder.join().expect("holder");
 }
@@ -533,17 +597,31 @@ pub fn handles_share_one_lock(s: &Subject) {
     let g = a.lock().expect("lock");
     let (b2, c2) = (b.clone(), c.clone());
     let res = thread::spawn(move || {
-        let b = b2.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string());
-        let c = c2.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string());
+        let b = b2
+            .try_lock()
+            .map(|g| g.is_none())
+            .map_err(|e| e.to_string());
+        let c = c2
+            .try_lock()
+            .map(|g| g.is_none())
+            .map_err(|e| e.to_string());
         (b, c)
     })
     .join()
     .expect("thread");
-    assert_eq!(res, (Ok(true), Ok(true)), "other handles of a held lock must find it busy");
+    assert_eq!(
+        res,
+        (Ok(true), Ok(true)),
+        "other handles of a held lock must find it busy"
+    );
     drop(g);
     let g = c.lock().expect("lock via second manager");
     let a2 = a.clone();
-    let busy = thread::spawn(move || a2.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
+    let busy = thread::spawn(move || {
+        a2.try_lock()
+            .map(|g| g.is_none())
+            .map_err(|e| e.to_string())
+    });
     assert_eq!(busy.join().expect("thread"), Ok(true));
     drop(g);
 }
@@ -559,7 +637,8 @@ pub fn handle_after_free_and_reallocation(s: &Subject) {
     match lock.lock() {
         Ok(g) => {
             let l = lock.clone();
-            let busy = thread::spawn(move || l.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
+            let busy =
+                thread::spawn(move || l.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
             assert_eq!(busy.join().expect("thread"), Ok(true));
             g.unlock().expect("unlock after free");
         }
@@ -571,9 +650,18 @@ pub fn handle_after_free_and_reallocation(s: &Subject) {
     let g = lock.lock().expect("old handle of a reallocated id");
     let a = again.clone();
     let busy = thread::spawn(move || a.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
-    assert_eq!(busy.join().expect("thread"), Ok(true), "old and new handles must be one lock");
+    assert_eq!(
+        busy.join().expect("thread"),
+        Ok(true),
+        "old and new handles must be one lock"
+    );
     drop(g);
-    again.try_lock().expect("try_lock").expect("free").unlock().expect("unlock");
+    again
+        .try_lock()
+        .expect("try_lock")
+        .expect("free")
+        .unlock()
+        .expect("unlock");
 }
 
 /// Guards report their id, a clean acquisition, and release explicitly.
@@ -589,7 +677,11 @@ pub fn guard_unlock_and_flags(s: &Subject) {
     assert!(!lock.is_held_by_current_thread());
     let l = lock.clone();
     let free = thread::spawn(move || l.try_lock().map(|g| g.is_some()).map_err(|e| e.to_string()));
-    assert_eq!(free.join().expect("thread"), Ok(true), "explicit unlock must release");
+    assert_eq!(
+        free.join().expect("thread"),
+        Ok(true),
+        "explicit unlock must release"
+    );
 }
 
 /// `reallocate` leaves exactly the given ids allocated; a duplicate changes nothing.
@@ -599,8 +691,15 @@ pub fn reallocate_sets_exact_allocations(s: &Subject) {
     fx.mgr.reallocate(&[5, 1, 9]).expect("reallocate");
     assert_eq!(fx.mgr.allocated().expect("allocated"), vec![1, 5, 9]);
     let err = fx.mgr.reallocate(&[2, 3, 2]).expect_err("duplicate ids");
-    assert!(matches!(err, LockError::AlreadyAllocated { id: 2 }), "{err:?}");
-    assert_eq!(fx.mgr.allocated().expect("allocated"), vec![1, 5, 9], "a refused reallocate changes nothing");
+    assert!(
+        matches!(err, LockError::AlreadyAllocated { id: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fx.mgr.allocated().expect("allocated"),
+        vec![1, 5, 9],
+        "a refused reallocate changes nothing"
+    );
     assert_eq!(fx.mgr.allocate().expect("allocate").id(), 0);
     fx.mgr.reallocate(&[]).expect("reallocate nothing");
     assert_eq!(fx.mgr.allocated().expect("allocated"), Vec::<u32>::new());
@@ -632,7 +731,10 @@ pub fn mutual_exclusion_between_threads(s: &Subject) {
             thread::spawn(move || {
                 for i in 0..ITER {
                     let g = lock.lock().expect("lock");
-                    assert!(!inside.swap(true, Ordering::SeqCst), "two threads inside the lock");
+                    assert!(
+                        !inside.swap(true, Ordering::SeqCst),
+                        "two threads inside the lock"
+                    );
                     let n = counter.load(Ordering::SeqCst);
                     if i % 8 == 0 {
                         thread::sleep(Duration::from_micros(10));
@@ -672,11 +774,16 @@ pub fn mutual_exclusion_between_processes(s: &Subject, test: &str) {
         (ENV_ITER, ITER.to_string()),
         (ENV_BARRIER, PROCS.to_string()),
     ];
-    let procs: Vec<_> = (0..PROCS).map(|i| fx.spawn(test, "count", i, &vars)).collect();
+    let procs: Vec<_> = (0..PROCS)
+        .map(|i| fx.spawn(test, "count", i, &vars))
+        .collect();
     for p in procs {
         p.finish();
     }
-    assert_eq!(read_counter(&fx.path("counter")), PROCS as u64 * u64::from(ITER));
+    assert_eq!(
+        read_counter(&fx.path("counter")),
+        PROCS as u64 * u64::from(ITER)
+    );
 }
 
 /// Processes allocating at the same time never get the same id.
@@ -687,8 +794,13 @@ pub fn allocation_between_processes_is_unique(s: &Subject, test: &str) {
     const PROCS: usize = 3;
     const ITER: u32 = 16;
     let fx = Fixture::new(s, 64);
-    let vars = [(ENV_ITER, ITER.to_string()), (ENV_BARRIER, PROCS.to_string())];
-    let procs: Vec<_> = (0..PROCS).map(|i| fx.spawn(test, "allocate", i, &vars)).collect();
+    let vars = [
+        (ENV_ITER, ITER.to_string()),
+        (ENV_BARRIER, PROCS.to_string()),
+    ];
+    let procs: Vec<_> = (0..PROCS)
+        .map(|i| fx.spawn(test, "allocate", i, &vars))
+        .collect();
     for p in procs {
         p.finish();
     }
@@ -703,7 +815,11 @@ pub fn allocation_between_processes_is_unique(s: &Subject, test: &str) {
     assert_eq!(all.len(), n, "an id was handed out twice");
     assert_eq!(n, PROCS * ITER as usize);
     assert_eq!(fx.mgr.allocated().expect("allocated"), all);
-    assert_eq!(all, (0..n as u32).collect::<Vec<_>>(), "lowest free first, together");
+    assert_eq!(
+        all,
+        (0..n as u32).collect::<Vec<_>>(),
+        "lowest free first, together"
+    );
 }
 
 /// A process SIGKILLed while holding a lock does not block the next holder,
@@ -746,7 +862,10 @@ pub fn dead_owner_recovery(s: &Subject, test: &str) {
     assert!(died, "the next holder must be told the previous owner died");
     t.join().expect("waiter thread");
     let g = lock.lock().expect("lock again");
-    assert!(!g.previous_owner_died(), "only the first holder after the death is told");
+    assert!(
+        !g.previous_owner_died(),
+        "only the first holder after the death is told"
+    );
     drop(g);
 
     // try_lock after the death also recovers the lock and reports it.
@@ -779,26 +898,47 @@ pub fn reallocate_with_processes_waiting(s: &Subject, test: &str) {
     fs::write(fx.path("counter"), "0").expect("counter");
     let guard = lock.lock().expect("lock");
     let vars = [(ENV_ID, "3".to_string()), (ENV_ITER, ITER.to_string())];
-    let procs: Vec<_> = (0..PROCS).map(|i| fx.spawn(test, "count", i, &vars)).collect();
+    let procs: Vec<_> = (0..PROCS)
+        .map(|i| fx.spawn(test, "count", i, &vars))
+        .collect();
     wait_for_all(fx.dir.path(), "started", PROCS);
     thread::sleep(Duration::from_millis(200)); // let them block in lock()
-    assert_eq!(read_counter(&fx.path("counter")), 0, "a waiter got in while the lock was held");
+    assert_eq!(
+        read_counter(&fx.path("counter")),
+        0,
+        "a waiter got in while the lock was held"
+    );
 
     fx.mgr.reallocate(&[3, 9]).expect("reallocate");
     assert_eq!(fx.mgr.allocated().expect("allocated"), vec![3, 9]);
     // A newcomer (fresh manager and handle) is excluded as well.
     let newcomer = fx.reopen().retrieve(3).expect("retrieve");
-    let busy = thread::spawn(move || newcomer.try_lock().map(|g| g.is_none()).map_err(|e| e.to_string()));
-    assert_eq!(busy.join().expect("thread"), Ok(true), "a lock held across reallocate must stay held");
+    let busy = thread::spawn(move || {
+        newcomer
+            .try_lock()
+            .map(|g| g.is_none())
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(
+        busy.join().expect("thread"),
+        Ok(true),
+        "a lock held across reallocate must stay held"
+    );
     bump(&fx.path("counter"));
     thread::sleep(Duration::from_millis(20));
     drop(guard);
     for p in procs {
         p.finish();
     }
-    assert_eq!(read_counter(&fx.path("counter")), PROCS as u64 * u64::from(ITER) + 1);
+    assert_eq!(
+        read_counter(&fx.path("counter")),
+        PROCS as u64 * u64::from(ITER) + 1
+    );
     let err = fx.mgr.allocate_given(3).expect_err("3 stays allocated");
-    assert!(matches!(err, LockError::AlreadyAllocated { id: 3 }), "{err:?}");
+    assert!(
+        matches!(err, LockError::AlreadyAllocated { id: 3 }),
+        "{err:?}"
+    );
     assert_eq!(fx.mgr.allocate().expect("allocate").id(), 0);
     // The renumbered lock still excludes across handles.
     let g = fx.mgr.retrieve(3).expect("retrieve").lock().expect("lock");

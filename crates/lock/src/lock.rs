@@ -266,7 +266,11 @@ impl LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Err(e) = self.release() {
-            tracing::error!(lock = self.lock.id(), "releasing lock {}: {e}", self.lock.id());
+            tracing::error!(
+                lock = self.lock.id(),
+                "releasing lock {}: {e}",
+                self.lock.id()
+            );
         }
     }
 }

@@ -147,7 +147,11 @@ pub const DEFAULT_BACKEND: &str = "shm";
 /// Opens the lock backend named `name` (registered under
 /// [`rpod_registry::kinds::LOCK`]) with `options`.
 pub fn open_backend(name: &str, options: &LockOptions) -> Result<Box<dyn LockManager>, LockError> {
-    let name = if name.is_empty() { DEFAULT_BACKEND } else { name };
+    let name = if name.is_empty() {
+        DEFAULT_BACKEND
+    } else {
+        name
+    };
     let unknown = |source| LockError::UnknownBackend {
         name: name.to_string(),
         source,
@@ -156,7 +160,11 @@ pub fn open_backend(name: &str, options: &LockOptions) -> Result<Box<dyn LockMan
         .map_err(unknown)?
         .factory::<LockFactory>()
         .map_err(unknown)?;
-    tracing::debug!(backend = name, num_locks = options.num_locks, "opening lock manager");
+    tracing::debug!(
+        backend = name,
+        num_locks = options.num_locks,
+        "opening lock manager"
+    );
     factory(options)
 }
 
@@ -168,5 +176,8 @@ pub fn open(cfg: &RuntimeConfig) -> Result<Box<dyn LockManager>, LockError> {
 /// Opens `cfg.lock_type` for `rpod system renumber`: a count mismatch makes
 /// the backend recreate its storage with `cfg.num_locks`.
 pub fn open_for_renumber(cfg: &RuntimeConfig) -> Result<Box<dyn LockManager>, LockError> {
-    open_backend(&cfg.lock_type, &LockOptions::from_config(cfg).renumber(true))
+    open_backend(
+        &cfg.lock_type,
+        &LockOptions::from_config(cfg).renumber(true),
+    )
 }

@@ -91,7 +91,10 @@ fn relock_is_detected_per_scope_and_id() {
     let g = a.lock().unwrap();
     assert!(a.is_held_by_current_thread() && a2.is_held_by_current_thread());
     assert!(matches!(a.lock(), Err(LockError::WouldDeadlock { id: 5 })));
-    assert!(matches!(a.try_lock(), Err(LockError::WouldDeadlock { id: 5 })));
+    assert!(matches!(
+        a.try_lock(),
+        Err(LockError::WouldDeadlock { id: 5 })
+    ));
     assert!(matches!(a2.lock(), Err(LockError::WouldDeadlock { id: 5 })));
     let g2 = other_id.lock().unwrap();
     let g3 = other_scope.lock().unwrap();
@@ -169,7 +172,11 @@ fn dead_previous_owner_is_flagged_and_logged() {
     assert!(log.contains("WARN"), "{log}");
     assert!(log.contains("previous holder of lock 9 died"), "{log}");
     assert!(log.contains("pid 4242"), "{log}");
-    assert_eq!(log.matches("died").count(), 1, "only the first acquisition warns: {log}");
+    assert_eq!(
+        log.matches("died").count(),
+        1,
+        "only the first acquisition warns: {log}"
+    );
 }
 
 #[test]
@@ -184,7 +191,10 @@ fn error_messages() {
         configured: 4096,
     }
     .to_string();
-    assert!(m.contains("2048") && m.contains("4096") && m.contains("rpod system renumber"), "{m}");
+    assert!(
+        m.contains("2048") && m.contains("4096") && m.contains("rpod system renumber"),
+        "{m}"
+    );
     assert_eq!(
         LockError::OutOfRange { id: 40, limit: 32 }.to_string(),
         "lock 40 is out of range: the lock manager has 32 locks (ids 0 to 31)"
@@ -195,7 +205,10 @@ fn error_messages() {
         "opening the lock segment",
         std::io::Error::from_raw_os_error(libc_eacces()),
     );
-    assert_eq!(e.to_string(), "shm lock backend: opening the lock segment (/dev/shm/x)");
+    assert_eq!(
+        e.to_string(),
+        "shm lock backend: opening the lock segment (/dev/shm/x)"
+    );
     assert!(std::error::Error::source(&e).is_some());
     assert_eq!(
         LockError::WouldDeadlock { id: 7 }.to_string(),
@@ -299,7 +312,10 @@ fn open_finds_the_configured_backend_in_the_registry() {
     let mgr = rpod_lock::open_for_renumber(&cfg).unwrap();
     assert_eq!(mgr.location(), format!("{:?}", expected.renumber(true)));
     // The default reallocate refuses duplicates before freeing anything.
-    assert!(matches!(mgr.reallocate(&[1, 1]), Err(LockError::AlreadyAllocated { id: 1 })));
+    assert!(matches!(
+        mgr.reallocate(&[1, 1]),
+        Err(LockError::AlreadyAllocated { id: 1 })
+    ));
     let err = mgr.reallocate(&[1]).unwrap_err();
     assert!(err.to_string().contains("free_all was called"), "{err}");
 }
@@ -310,10 +326,19 @@ fn unknown_backend_lists_known_ones() {
     let mut cfg = test_config(tmp.path());
     cfg.lock_type = "nope".into();
     let err = rpod_lock::open(&cfg).unwrap_err();
-    assert!(matches!(err, LockError::UnknownBackend { ref name, .. } if name == "nope"), "{err:?}");
-    assert!(err.to_string().contains("unknown lock.v1 backend \"nope\""), "{err}");
+    assert!(
+        matches!(err, LockError::UnknownBackend { ref name, .. } if name == "nope"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("unknown lock.v1 backend \"nope\""),
+        "{err}"
+    );
     // An empty lock_type means shm, as in libpod (not linked into this test).
     cfg.lock_type = String::new();
     let err = rpod_lock::open(&cfg).unwrap_err();
-    assert!(matches!(err, LockError::UnknownBackend { ref name, .. } if name == "shm"), "{err:?}");
+    assert!(
+        matches!(err, LockError::UnknownBackend { ref name, .. } if name == "shm"),
+        "{err:?}"
+    );
 }

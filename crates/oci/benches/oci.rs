@@ -12,7 +12,10 @@ use rpod_oci::spec::{self, SpecOptions};
 use rpod_oci::{Conmon, ConmonMonitor, CreateRequest, Monitor, OciRuntime};
 
 fn id(n: u64) -> String {
-    format!("{:064x}", 0xbe_0000_0000u64 + n + std::process::id() as u64 * 1_000_000)
+    format!(
+        "{:064x}",
+        0xbe_0000_0000u64 + n + std::process::id() as u64 * 1_000_000
+    )
 }
 
 fn bench_spec(c: &mut Criterion) {
@@ -113,7 +116,11 @@ fn bench_container(c: &mut Criterion) {
         })
     });
     g.finish();
-    for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let _ = std::fs::remove_dir(h.path().join(parent.trim_start_matches('/')));
     }
 }

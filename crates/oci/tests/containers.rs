@@ -385,3 +385,186 @@ fn cgroup_parent_is_removed_by_the_guard() {
         "cgroup {parent} left behind"
     );
 }
+
+#[test]
+fn follow_reads_the_live_log_until_the_container_exits() {
+    if !have_container_deps() {
+        return;
+    }
+    let env = TestEnv::new();
+    let id = new_id();
+    let opts = env.opts(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo first; sleep 0.4; echo second >&2; sleep 0.2",
+        ],
+    );
+    let mut req = env.prepare(&opts);
+    req.log_size_max = 1 << 20;
+    let created = env.monitor.create(&env.runtime, &req).unwrap();
+    env.runtime.start(&id).unwrap();
+    let mut got = Vec::new();
+    let exit_dir = env.exit_dir.clone();
+    let running = || exit::read_exit_code(&exit_dir, &id).unwrap().is_none();
+    logs::read_log(
+        &req.log_path,
+        &LogOptions {
+            follow: true,
+            ..Default::default()
+        },
+        &running,
+        &mut |l| {
+            got.push((l.stream, String::from_utf8_lossy(&l.message).into_owned()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (LogStream::Stdout, "first".to_string()),
+            (LogStream::Stderr, "second".to_string())
+        ]
+    );
+    assert_eq!(wait_exit(&env, &id, created.monitor_pid), 0);
+    let tail = logs::read_all(
+        &req.log_path,
+        &LogOptions {
+            tail: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].message, b"second");
+}
+
+#[test]
+fn conmon_gets_podmans_argv_env_fds_and_cwd() {
+    if !have_container_deps() {
+        return;
+    }
+    let env = TestEnv::new();
+    let id = new_id();
+    // A wrapper that records what it was given, then runs the real conmon.
+    let rec = env.dir.path().join("conmon-record");
+    let wrapper = env.dir.path().join("conmon");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{{ printf '%s\\n' \"$@\"; echo ---; env | sort; echo ---; pwd; echo ---; \
+             ls -l /proc/$$/fd/3 /proc/$$/fd/4; }} > {rec}\nexec {real} \"$@\"\n",
+            rec = rec.display(),
+            real = common::CONMON
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let monitor = rpod_oci::ConmonMonitor::new(rpod_oci::Conmon { path: wrapper });
+    let opts = env.opts(&id, &["true"]);
+    let mut req = env.prepare(&opts);
+    req.name = "named".into();
+    req.env = vec!["FROM_CONF=1".into()];
+    req.exit_command = vec!["/bin/true".into(), "container".into(), "cleanup".into()];
+    let created = monitor.create(&env.runtime, &req).unwrap();
+    env.runtime.start(&id).unwrap();
+    assert_eq!(wait_exit(&env, &id, created.monitor_pid), 0);
+
+    let text = std::fs::read_to_string(&rec).unwrap();
+    let parts: Vec<&str> = text.split("---\n").collect();
+    let argv: Vec<&str> = parts[0].lines().collect();
+    let b = req.bundle.display().to_string();
+    let expected_head = [
+        "--api-version",
+        "1",
+        "-c",
+        &id,
+        "-u",
+        &id,
+        "-r",
+        common::RUNC,
+        "-b",
+        &b,
+        "-p",
+        &format!("{b}/pidfile"),
+        "-n",
+        "named",
+        "--exit-dir",
+        &env.exit_dir.display().to_string(),
+        "--full-attach",
+        "-l",
+        &format!("k8s-file:{b}/ctr.log"),
+        "--log-level",
+        "warning",
+    ]
+    .map(|s| s.to_string());
+    assert_eq!(&argv[..expected_head.len()], &expected_head[..], "{argv:?}");
+    let joined = argv.join(" ");
+    assert!(
+        joined.contains(&format!(
+            "--runtime-arg=--root --runtime-arg={}",
+            env.runtime.state_root.display()
+        )),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(&format!(
+            "--runtime-arg --log-format=json --runtime-arg --log --runtime-arg={b}/oci-log"
+        )),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(&format!("--conmon-pidfile {b}/conmon.pid")),
+        "{joined}"
+    );
+    assert!(
+        joined.ends_with(
+            "--exit-command /bin/true --exit-command-arg container --exit-command-arg cleanup"
+        ),
+        "{joined}"
+    );
+    let envs: Vec<&str> = parts[1].lines().collect();
+    for want in [
+        "_OCI_SYNCPIPE=3",
+        "_OCI_STARTPIPE=4",
+        "XDG_RUNTIME_DIR=",
+        "FROM_CONF=1",
+        "_CONTAINERS_USERNS_CONFIGURED=",
+        "_CONTAINERS_ROOTLESS_UID=",
+    ] {
+        assert!(envs.contains(&want), "{want} missing from {envs:?}");
+    }
+    assert!(envs.iter().any(|e| e.starts_with("PATH=")));
+    assert_eq!(
+        parts[2].trim(),
+        b,
+        "conmon's cwd must be the bundle (OOM file)"
+    );
+    let fds: Vec<&str> = parts[3].lines().collect();
+    assert_eq!(fds.len(), 2, "{fds:?}");
+    assert!(fds.iter().all(|l| l.contains("socket:")), "{fds:?}");
+}
+
+#[test]
+fn terminal_resize_through_the_ctl_fifo() {
+    if !have_container_deps() {
+        return;
+    }
+    let env = TestEnv::new();
+    let id = new_id();
+    let mut opts = env.opts(&id, &["sh", "-c", "sleep 0.5; stty size"]);
+    opts.terminal = true;
+    let mut req = env.prepare(&opts);
+    req.terminal = true;
+    let created = env.monitor.create(&env.runtime, &req).unwrap();
+    let attach = AttachSocket::connect(&req.bundle).unwrap();
+    rpod_oci::attach::resize_terminal(&req.bundle, 40, 120).unwrap();
+    env.runtime.start(&id).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    attach.stream(None, &mut out, &mut err).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "40 120\r\n");
+    assert_eq!(wait_exit(&env, &id, created.monitor_pid), 0);
+}

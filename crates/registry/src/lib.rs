@@ -171,10 +171,9 @@ fn validate_one(reg: &Registration) -> Result<(), RegistryError> {
         origin: reg.origin.to_string(),
         reason,
     };
-    let ok_kind = reg
-        .kind
-        .rsplit_once(".v")
-        .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    let ok_kind = reg.kind.rsplit_once(".v").is_some_and(|(k, v)| {
+        !k.is_empty() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
+    });
     if !ok_kind {
         return Err(bad(format!(
             "kind {:?} is not of the form NAME.vN (e.g. state.v1)",
@@ -361,7 +360,10 @@ mod tests {
         register(reg("test-explicit.v1", "one", "first-origin")).unwrap();
         let err = register(reg("test-explicit.v1", "one", "second-origin")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("first-origin") && msg.contains("second-origin"), "{msg}");
+        assert!(
+            msg.contains("first-origin") && msg.contains("second-origin"),
+            "{msg}"
+        );
         // the same name under another kind is fine
         register(reg("test-explicit2.v1", "one", "third")).unwrap();
     }

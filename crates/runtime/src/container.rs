@@ -242,7 +242,12 @@ impl Runtime {
                 Err(rpod_state::StateError::Ambiguous { .. }) => false,
                 Err(e) => return Err(e.into()),
             };
-            if !taken && !self.state().lookup_pod(&n).is_ok_and(|p| p.config.name == n) {
+            if !taken
+                && !self
+                    .state()
+                    .lookup_pod(&n)
+                    .is_ok_and(|p| p.config.name == n)
+            {
                 return Ok(n);
             }
         }
@@ -272,16 +277,19 @@ impl Runtime {
                 expected: "no restart policy when the container is removed on exit".into(),
             });
         }
-        let rootfs = std::fs::canonicalize(&opts.rootfs).map_err(|e| RuntimeError::InvalidInput {
-            what: "--rootfs",
-            value: opts.rootfs.display().to_string(),
-            expected: format!("an existing directory ({e})"),
-        })?;
+        let rootfs =
+            std::fs::canonicalize(&opts.rootfs).map_err(|e| RuntimeError::InvalidInput {
+                what: "--rootfs",
+                value: opts.rootfs.display().to_string(),
+                expected: format!("an existing directory ({e})"),
+            })?;
         let mut opts = opts.clone();
         opts.rootfs = rootfs;
         let name = self.pick_name(opts.name.as_deref())?;
         let id = names::new_id();
         let runtime = self.oci_runtime(opts.runtime.as_deref())?;
+        // conmon is needed to start it: fail now rather than after storing it
+        Conmon::find(self.config(), None)?;
         let hostname = if opts.hostname.is_empty() {
             id[..12].to_string()
         } else {
@@ -314,24 +322,39 @@ impl Runtime {
             rootfs: opts.rootfs.display().to_string(),
             spec,
             labels: opts.labels.clone(),
-            runtime: if opts.runtime.is_some() { runtime.path.display().to_string() } else { runtime.name.clone() },
+            runtime: if opts.runtime.is_some() {
+                runtime.path.display().to_string()
+            } else {
+                runtime.name.clone()
+            },
             static_dir: static_dir.display().to_string(),
             log_path: static_dir.join("ctr.log").display().to_string(),
-            conmon_pid_file: self.bundle_dir(&id).join("conmon.pid").display().to_string(),
+            conmon_pid_file: self
+                .bundle_dir(&id)
+                .join("conmon.pid")
+                .display()
+                .to_string(),
             stop_signal: opts.stop_signal.unwrap_or(15) as u32,
             stop_timeout: opts.stop_timeout.unwrap_or(self.config().stop_timeout),
             restart_policy,
             restart_retries,
             exit_command: self.exit_command_args(&id, opts.autoremove),
             create_command: opts.create_command.clone(),
-            network_mode: if opts.network.is_empty() { "none".into() } else { opts.network.clone() },
+            network_mode: if opts.network.is_empty() {
+                "none".into()
+            } else {
+                opts.network.clone()
+            },
             hostname,
             init: opts.init,
             autoremove: opts.autoremove,
             extra,
             ..ContainerConfig::default()
         };
-        if let Err(e) = self.state().add_container(&config, &ContainerState::configured()) {
+        if let Err(e) = self
+            .state()
+            .add_container(&config, &ContainerState::configured())
+        {
             if let Err(fe) = self.locks().free(lock.id()) {
                 tracing::warn!("freeing lock {} after a failed create: {fe}", lock.id());
             }
@@ -375,7 +398,10 @@ impl Runtime {
         let s = &mut rec.state;
         if !matches!(
             s.state,
-            ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created | ContainerStatus::Stopping
+            ContainerStatus::Running
+                | ContainerStatus::Paused
+                | ContainerStatus::Created
+                | ContainerStatus::Stopping
         ) {
             return false;
         }
@@ -466,7 +492,12 @@ impl Runtime {
                 }
                 _ => {
                     let monitor = (state.conmon_pid > 0).then_some(state.conmon_pid);
-                    match rpod_oci::exit::wait_for_exit(&self.exits_dir(), &id, monitor, Duration::from_secs(1)) {
+                    match rpod_oci::exit::wait_for_exit(
+                        &self.exits_dir(),
+                        &id,
+                        monitor,
+                        Duration::from_secs(1),
+                    ) {
                         Ok(_) => {
                             // let the lock holder (cleanup) record it, then re-read
                             match self.lock_container(&id) {
@@ -475,7 +506,9 @@ impl Runtime {
                                         return Ok(c.state().exit_code);
                                     }
                                 }
-                                Err(e) if e.is_not_found() => return Ok(self.state().exit_code(&id)?.code),
+                                Err(e) if e.is_not_found() => {
+                                    return Ok(self.state().exit_code(&id)?.code)
+                                }
                                 Err(e) => return Err(e),
                             }
                         }
@@ -501,26 +534,31 @@ impl Runtime {
     ) -> Result<(ContainerConfig, Option<i32>)> {
         let config = self.create_container(opts)?;
         let id = config.id.clone();
+        // Any failure before the container runs removes it again. The lock
+        // must be released before undoing, so each step runs in its own scope.
         let undo = |e: RuntimeError| -> RuntimeError {
-            if let Ok(c) = self.lock_container(&id) {
-                if let Err(re) = c.remove(true) {
-                    tracing::warn!("removing {id} after a failed run: {re}");
+            match self.lock_container(&id) {
+                Ok(c) => {
+                    if let Err(re) = c.remove(true) {
+                        tracing::warn!("removing {id} after a failed run: {re}");
+                    }
                 }
+                Err(le) => tracing::warn!("locking {id} to undo a failed run: {le}"),
             }
             e
         };
         if detach {
-            let mut c = self.lock_container(&id).map_err(undo)?;
-            c.start().map_err(undo)?;
+            let started = self.lock_container(&id).and_then(|mut c| c.start());
+            started.map_err(undo)?;
             return Ok((config, None));
         }
-        let attach = {
-            let mut c = self.lock_container(&id).map_err(undo)?;
-            c.init().map_err(undo)?;
-            let sock = AttachSocket::connect(&self.bundle_dir(&id)).map_err(|e| undo(e.into()))?;
-            c.start().map_err(undo)?;
-            sock
-        };
+        let attached = self.lock_container(&id).and_then(|mut c| {
+            c.init()?;
+            let sock = AttachSocket::connect(&self.bundle_dir(&id))?;
+            c.start()?;
+            Ok(sock)
+        });
+        let attach = attached.map_err(undo)?;
         // The lock is released while the container runs.
         let stdin = if opts.interactive { stdin } else { None };
         if let Err(e) = attach.stream(stdin, stdout, stderr) {
@@ -591,7 +629,10 @@ impl LockedContainer<'_> {
 
     /// Running or paused.
     pub fn is_running(&self) -> bool {
-        matches!(self.rec.state.state, ContainerStatus::Running | ContainerStatus::Paused)
+        matches!(
+            self.rec.state.state,
+            ContainerStatus::Running | ContainerStatus::Paused
+        )
     }
 
     fn status(&self) -> ContainerStatus {
@@ -599,7 +640,10 @@ impl LockedContainer<'_> {
     }
 
     fn save(&self) -> Result<()> {
-        Ok(self.rt.state().save_container_state(self.id(), &self.rec.state)?)
+        Ok(self
+            .rt
+            .state()
+            .save_container_state(self.id(), &self.rec.state)?)
     }
 
     fn invalid(&self, op: &'static str, hint: &str) -> RuntimeError {
@@ -612,7 +656,13 @@ impl LockedContainer<'_> {
     }
 
     fn create_options(&self) -> Result<CreateOptions> {
-        let v = self.rec.config.extra.get(CREATE_KEY).cloned().unwrap_or_default();
+        let v = self
+            .rec
+            .config
+            .extra
+            .get(CREATE_KEY)
+            .cloned()
+            .unwrap_or_default();
         serde_json::from_value(v).map_err(|e| RuntimeError::InvalidInput {
             what: "stored create options",
             value: e.to_string(),
@@ -622,7 +672,8 @@ impl LockedContainer<'_> {
 
     fn oci(&self) -> Result<OciRuntime> {
         let name = &self.rec.config.runtime;
-        self.rt.oci_runtime((!name.is_empty()).then_some(name.as_str()))
+        self.rt
+            .oci_runtime((!name.is_empty()).then_some(name.as_str()))
     }
 
     /// Brings the saved state up to date with the exit file.
@@ -630,7 +681,8 @@ impl LockedContainer<'_> {
         if self.rt.apply_exit_file(&mut self.rec) {
             self.save()?;
             let c = &self.rec.config;
-            let mut ev = rpod_events::Event::died(&c.id, &c.name, &c.rootfs, self.rec.state.exit_code);
+            let mut ev =
+                rpod_events::Event::died(&c.id, &c.name, &c.rootfs, self.rec.state.exit_code);
             for (k, v) in &c.labels {
                 ev = ev.with_attribute(k, v);
             }
@@ -643,7 +695,11 @@ impl LockedContainer<'_> {
     pub fn init(&mut self) -> Result<()> {
         match self.status() {
             ContainerStatus::Configured | ContainerStatus::Exited | ContainerStatus::Stopped => {}
-            _ => return Err(self.invalid("initialize", " (it must be configured, stopped or exited)")),
+            _ => {
+                return Err(
+                    self.invalid("initialize", " (it must be configured, stopped or exited)")
+                )
+            }
         }
         if self.status() == ContainerStatus::Stopped {
             self.cleanup()?;
@@ -663,13 +719,18 @@ impl LockedContainer<'_> {
         let spec_opts = opts
             .spec_options(self.rt, &id, &self.rec.config.hostname)
             .map_err(|e| step("generating the OCI spec", e))?;
-        std::fs::create_dir_all(&static_dir)
-            .map_err(|e| step("creating the container directory", RuntimeError::io("create", &static_dir, e)))?;
+        std::fs::create_dir_all(&static_dir).map_err(|e| {
+            step(
+                "creating the container directory",
+                RuntimeError::io("create", &static_dir, e),
+            )
+        })?;
         let undo_bundle = |e: RuntimeError| {
             let _ = std::fs::remove_dir_all(&bundle);
             e
         };
-        rpod_oci::spec::write_bundle(&spec_opts, &bundle).map_err(|e| undo_bundle(step("writing the bundle", e.into())))?;
+        rpod_oci::spec::write_bundle(&spec_opts, &bundle)
+            .map_err(|e| undo_bundle(step("writing the bundle", e.into())))?;
         let exit_file = rpod_oci::exit::exit_file(&self.rt.exits_dir(), &id);
         let _ = std::fs::remove_file(&exit_file);
         let cfg = self.rt.config();
@@ -690,7 +751,10 @@ impl LockedContainer<'_> {
             Ok(c) => c,
             Err(e) => {
                 let _ = oci.delete(&id, true);
-                return Err(undo_bundle(step("creating the container in the OCI runtime", e.into())));
+                return Err(undo_bundle(step(
+                    "creating the container in the OCI runtime",
+                    e.into(),
+                )));
             }
         };
         let s = &mut self.rec.state;
@@ -715,7 +779,9 @@ impl LockedContainer<'_> {
     /// Starts the container (initialising it first when needed).
     pub fn start(&mut self) -> Result<()> {
         match self.status() {
-            ContainerStatus::Configured | ContainerStatus::Exited | ContainerStatus::Stopped => self.init()?,
+            ContainerStatus::Configured | ContainerStatus::Exited | ContainerStatus::Stopped => {
+                self.init()?
+            }
             ContainerStatus::Created => {}
             ContainerStatus::Running | ContainerStatus::Paused => {
                 return Err(self.invalid("start", " (it is already running)"))
@@ -756,7 +822,9 @@ impl LockedContainer<'_> {
             self.rec.state.stopped_by_user = true;
             self.save()?;
         }
-        self.rt.emit(event(Status::Kill, &self.rec.config).with_attribute("signal", &signal.to_string()));
+        self.rt.emit(
+            event(Status::Kill, &self.rec.config).with_attribute("signal", &signal.to_string()),
+        );
         Ok(())
     }
 
@@ -826,7 +894,9 @@ impl LockedContainer<'_> {
         if let Err(e) = oci.delete(&id, true) {
             tracing::debug!("runtime delete of {id}: {e}");
         }
-        self.rt.state().add_exit_code(&id, self.rec.state.exit_code)?;
+        self.rt
+            .state()
+            .add_exit_code(&id, self.rec.state.exit_code)?;
         self.rec.state.state = ContainerStatus::Exited;
         self.rec.state.pid = 0;
         self.rec.state.conmon_pid = 0;
@@ -845,7 +915,8 @@ impl LockedContainer<'_> {
             "always" | "unless-stopped" => true,
             "on-failure" => {
                 s.exit_code != 0
-                    && (self.rec.config.restart_retries == 0 || s.restart_count < self.rec.config.restart_retries)
+                    && (self.rec.config.restart_retries == 0
+                        || s.restart_count < self.rec.config.restart_retries)
             }
             _ => false,
         }

@@ -92,7 +92,10 @@ impl RuntimeError {
 
     /// Whether this is a state "not found".
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RuntimeError::State(rpod_state::StateError::NotFound { .. }))
+        matches!(
+            self,
+            RuntimeError::State(rpod_state::StateError::NotFound { .. })
+        )
     }
 }
 

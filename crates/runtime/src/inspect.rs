@@ -65,8 +65,13 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     let now = Timestamp::now().unix_seconds();
     let s = &rec.state;
     match s.state {
-        ContainerStatus::Running => format!("Up {}", human_duration(now - s.started_time.unix_seconds())),
-        ContainerStatus::Paused => format!("Up {} (Paused)", human_duration(now - s.started_time.unix_seconds())),
+        ContainerStatus::Running => {
+            format!("Up {}", human_duration(now - s.started_time.unix_seconds()))
+        }
+        ContainerStatus::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(now - s.started_time.unix_seconds())
+        ),
         ContainerStatus::Exited | ContainerStatus::Stopped => format!(
             "Exited ({}) {} ago",
             s.exit_code,
@@ -96,7 +101,11 @@ pub fn state_name(rec: &ContainerRecord) -> &'static str {
 fn command_of(rec: &ContainerRecord) -> Vec<String> {
     rec.config.spec["process"]["args"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -107,7 +116,9 @@ pub fn ps_entry(rec: &ContainerRecord) -> PsEntry {
     PsEntry {
         AutoRemove: rec.config.autoremove,
         Command: command_of(rec),
-        CreatedAt: human_duration(Timestamp::now().unix_seconds() - rec.config.created_time.unix_seconds()) + " ago",
+        CreatedAt: human_duration(
+            Timestamp::now().unix_seconds() - rec.config.created_time.unix_seconds(),
+        ) + " ago",
         Exited: s.exited || matches!(s.state, ContainerStatus::Exited | ContainerStatus::Stopped),
         ExitedAt: zero_or(s.finished_time),
         ExitCode: s.exit_code,
@@ -116,15 +127,27 @@ pub fn ps_entry(rec: &ContainerRecord) -> PsEntry {
         ImageID: String::new(),
         IsInfra: rec.config.is_infra,
         Labels: rec.config.labels.clone(),
-        Mounts: rec
-            .config
-            .spec["mounts"]
+        Mounts: rec.config.spec["mounts"]
             .as_array()
             .map(|m| {
                 m.iter()
-                    .filter(|x| x["type"] == "bind" && !x["source"].as_str().unwrap_or("").starts_with(&rec.state.run_dir))
+                    .filter(|x| {
+                        x["type"] == "bind"
+                            && !x["source"]
+                                .as_str()
+                                .unwrap_or("")
+                                .starts_with(&rec.state.run_dir)
+                    })
                     .filter_map(|x| x["destination"].as_str().map(String::from))
-                    .filter(|d| !matches!(d.as_str(), "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf" | "/run/.containerenv"))
+                    .filter(|d| {
+                        !matches!(
+                            d.as_str(),
+                            "/etc/hosts"
+                                | "/etc/hostname"
+                                | "/etc/resolv.conf"
+                                | "/run/.containerenv"
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -150,8 +173,18 @@ pub fn inspect(rec: &ContainerRecord) -> Value {
     let s = &rec.state;
     let spec = &c.spec;
     let args = command_of(rec);
-    let run_dir = if s.run_dir.is_empty() { String::new() } else { s.run_dir.clone() };
-    let in_run = |f: &str| if run_dir.is_empty() { String::new() } else { format!("{run_dir}/{f}") };
+    let run_dir = if s.run_dir.is_empty() {
+        String::new()
+    } else {
+        s.run_dir.clone()
+    };
+    let in_run = |f: &str| {
+        if run_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{run_dir}/{f}")
+        }
+    };
     let mounts: Vec<Value> = spec["mounts"]
         .as_array()
         .map(|m| {

@@ -48,7 +48,8 @@ impl Runtime {
     pub fn new(cfg: Config, exit_command: Vec<String>) -> Result<Runtime> {
         cfg.validate_backends()?;
         for dir in [&cfg.static_dir, &cfg.tmp_dir, &cfg.root, &cfg.runroot] {
-            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("create directory", dir, e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RuntimeError::io("create directory", dir, e))?;
         }
         let state = rpod_state::open(&cfg)?;
         state.validate_db_config(&DbConfig::from_config(&cfg))?;
@@ -67,8 +68,13 @@ impl Runtime {
             exit_command,
             stopped: AtomicBool::new(false),
         };
-        for dir in [rt.exits_dir(), rt.cfg.runroot.join("containers"), rt.cfg.root.join("containers")] {
-            std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create directory", &dir, e))?;
+        for dir in [
+            rt.exits_dir(),
+            rt.cfg.runroot.join("containers"),
+            rt.cfg.root.join("containers"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| RuntimeError::io("create directory", &dir, e))?;
         }
         Ok(rt)
     }

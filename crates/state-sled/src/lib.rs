@@ -45,7 +45,9 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use rpod_state::kv::{check_schema_marker, schema_marker, Batch, KvRead, KvState, KvStore, SCHEMA_KEY};
+use rpod_state::kv::{
+    check_schema_marker, schema_marker, Batch, KvRead, KvState, KvStore, SCHEMA_KEY,
+};
 use rpod_state::{State, StateError, StateOptions};
 
 /// The backend name.
@@ -164,7 +166,8 @@ impl KvRead for EmptyRead {
 fn is_lock_error(e: &sled::Error) -> bool {
     match e {
         sled::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock")
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
         }
         _ => false,
     }
@@ -201,7 +204,8 @@ impl SledKv {
     /// Builds a new database next to `path` and renames it into place.
     fn initialise(&self) -> Result<(), StateError> {
         let parent = self.path.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(|e| io_err("creating the directory of", &self.path, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| io_err("creating the directory of", &self.path, e))?;
         let name = self
             .path
             .file_name()
@@ -256,14 +260,20 @@ impl SledKv {
             Ok(m) if !m.is_dir() => {
                 return Err(self.corrupt(format!(
                     "not a sled database directory (a {} of {} bytes)",
-                    if m.is_file() { "regular file" } else { "non-directory" },
+                    if m.is_file() {
+                        "regular file"
+                    } else {
+                        "non-directory"
+                    },
                     m.len()
                 )))
             }
             Ok(_) => {
                 for f in ["conf", "db"] {
                     if !self.path.join(f).is_file() {
-                        return Err(self.corrupt(format!("not a sled database: its {f:?} file is missing")));
+                        return Err(
+                            self.corrupt(format!("not a sled database: its {f:?} file is missing"))
+                        );
                     }
                 }
             }
@@ -330,7 +340,9 @@ impl SledKv {
     /// log it summarises is still there), so it is removed before opening,
     /// under rpod's lock so that no rpod process is writing it.
     fn remove_unfinished_snapshots(&self) {
-        let Ok(dir) = std::fs::read_dir(&self.path) else { return };
+        let Ok(dir) = std::fs::read_dir(&self.path) else {
+            return;
+        };
         for entry in dir.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -370,9 +382,14 @@ impl KvStore for SledKv {
                 op: "write",
             });
         };
-        let marker = db.get(SCHEMA_KEY).map_err(|e| sled_err("reading", &self.path, e))?;
+        let marker = db
+            .get(SCHEMA_KEY)
+            .map_err(|e| sled_err("reading", &self.path, e))?;
         check_schema_marker(&self.path, marker.as_deref())?;
-        let batch = f(&DbRead { db: &db, path: &self.path })?;
+        let batch = f(&DbRead {
+            db: &db,
+            path: &self.path,
+        })?;
         if !batch.is_empty() {
             let mut b = sled::Batch::default();
             for (k, v) in batch.ops {
@@ -381,8 +398,10 @@ impl KvStore for SledKv {
                     None => b.remove(k),
                 }
             }
-            db.apply_batch(b).map_err(|e| sled_err("writing", &self.path, e))?;
-            db.flush().map_err(|e| sled_err("flushing", &self.path, e))?;
+            db.apply_batch(b)
+                .map_err(|e| sled_err("writing", &self.path, e))?;
+            db.flush()
+                .map_err(|e| sled_err("flushing", &self.path, e))?;
         }
         drop(db);
         drop(lock);
@@ -397,7 +416,10 @@ pub type SledState = KvState<SledKv>;
 /// right away so a damaged or foreign database is reported at open.
 pub fn new_sled(opts: &StateOptions) -> Result<SledState, StateError> {
     let path = opts.path_or_default(DEFAULT_DB_NAME);
-    let state = KvState::new(SledKv::new(path, opts.read_only, opts.busy_timeout), opts.namespace.clone());
+    let state = KvState::new(
+        SledKv::new(path, opts.read_only, opts.busy_timeout),
+        opts.namespace.clone(),
+    );
     state.store().transact(&mut |_| Ok(Batch::default()))?;
     Ok(state)
 }

@@ -5,7 +5,8 @@ use rpod_state::StateOptions;
 
 fn fresh() -> Fresh {
     let dir = tempfile::tempdir().expect("temp dir");
-    let state = rpod_state_sled::open_sled(&StateOptions::at(dir.path().join("state.db"))).expect("open sled");
+    let state = rpod_state_sled::open_sled(&StateOptions::at(dir.path().join("state.db")))
+        .expect("open sled");
     Fresh::new(state, dir)
 }
 

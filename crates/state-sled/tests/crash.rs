@@ -67,11 +67,19 @@ fn apply_state(s: &dyn State, o: &Op) -> Result<(), StateError> {
         Op::Add(k) => {
             let mut c = ctr_cfg(&cid(*k), &format!("ctr-{k}"));
             c.dependencies = vec![cid(u64::MAX)];
-            c.named_volumes = vec![NamedVolume { name: "vol".into(), dest: "/v".into(), options: vec![] }];
+            c.named_volumes = vec![NamedVolume {
+                name: "vol".into(),
+                dest: "/v".into(),
+                options: vec![],
+            }];
             s.add_container(&c, &ContainerState::configured())
         }
         Op::Save(k, pid) => {
-            let st = ContainerState { state: ContainerStatus::Running, pid: *pid, ..Default::default() };
+            let st = ContainerState {
+                state: ContainerStatus::Running,
+                pid: *pid,
+                ..Default::default()
+            };
             if s.has_container(&cid(*k))? {
                 s.save_container_state(&cid(*k), &st)
             } else {
@@ -98,7 +106,8 @@ fn child(path: &str, start: u64) {
 
 /// What the database holds, as a model; also checks every invariant.
 fn observe(path: &Path) -> Model {
-    let s = open_sled(&StateOptions::at(path)).unwrap_or_else(|e| panic!("database must open after a kill: {e}"));
+    let s = open_sled(&StateOptions::at(path))
+        .unwrap_or_else(|e| panic!("database must open after a kill: {e}"));
     let all = s.all_containers().expect("every record decodes");
     let mut m = Model::new();
     let base_dependents = s.container_dependents(&cid(u64::MAX)).unwrap();
@@ -109,12 +118,20 @@ fn observe(path: &Path) -> Model {
             continue;
         }
         // the name registry, dependency and volume edges agree with the record
-        assert_eq!(&s.lookup_container(&r.config.name).unwrap().config.id, id, "name registry");
+        assert_eq!(
+            &s.lookup_container(&r.config.name).unwrap().config.id,
+            id,
+            "name registry"
+        );
         assert!(base_dependents.contains(id), "dependency edge of {id}");
         assert!(users.contains(id), "volume edge of {id}");
         m.insert(id.clone(), r.state.pid);
     }
-    assert_eq!(base_dependents.len(), m.len(), "no dangling dependency edges");
+    assert_eq!(
+        base_dependents.len(),
+        m.len(),
+        "no dangling dependency edges"
+    );
     assert_eq!(users.len(), m.len(), "no dangling volume edges");
     m
 }
@@ -124,8 +141,13 @@ fn parent() {
     let path = tmp.path().join("crash.db");
     {
         let s = open_sled(&StateOptions::at(&path)).unwrap();
-        s.add_volume(&vol_cfg("vol"), &VolumeState::default()).unwrap();
-        s.add_container(&ctr_cfg(&cid(u64::MAX), "base"), &ContainerState::configured()).unwrap();
+        s.add_volume(&vol_cfg("vol"), &VolumeState::default())
+            .unwrap();
+        s.add_container(
+            &ctr_cfg(&cid(u64::MAX), "base"),
+            &ContainerState::configured(),
+        )
+        .unwrap();
     }
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::thread_rng();
@@ -152,11 +174,16 @@ fn parent() {
             }
         });
         // wait for the first ack (the child is up), then kill at a random moment
-        let first = rx.recv_timeout(Duration::from_secs(20)).expect("child acknowledges its first operation");
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("child acknowledges its first operation");
         assert_eq!(first, next);
         std::thread::sleep(Duration::from_micros(rng.gen_range(0..80_000)));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         let status = child.wait().unwrap();
         assert!(!status.success(), "child was killed");
         reader.join().unwrap();
@@ -177,7 +204,10 @@ fn parent() {
             model = with_inflight;
             next = last + 2;
         } else {
-            assert_eq!(got, model, "after kill {kills}: database differs from the acknowledged operations 0..={last}");
+            assert_eq!(
+                got, model,
+                "after kill {kills}: database differs from the acknowledged operations 0..={last}"
+            );
             next = last + 1;
         }
         kills += 1;

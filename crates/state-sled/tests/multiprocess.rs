@@ -81,18 +81,31 @@ fn main() {
             }
         }
     }
-    assert!(removed.is_subset(&added), "only added containers were removed");
+    assert!(
+        removed.is_subset(&added),
+        "only added containers were removed"
+    );
     let s = open_sled(&StateOptions::at(&path)).unwrap();
     let all = s.all_containers().unwrap();
     let ids: BTreeSet<String> = all.iter().map(|r| r.config.id.clone()).collect();
     let want: BTreeSet<String> = added.difference(&removed).cloned().collect();
-    assert_eq!(ids, want, "exactly the acknowledged adds minus the acknowledged removes");
+    assert_eq!(
+        ids, want,
+        "exactly the acknowledged adds minus the acknowledged removes"
+    );
     let names: BTreeSet<&str> = all.iter().map(|r| r.config.name.as_str()).collect();
     assert_eq!(names.len(), all.len(), "names are unique");
     for r in &all {
-        assert_eq!(s.lookup_container(&r.config.name).unwrap().config.id, r.config.id);
+        assert_eq!(
+            s.lookup_container(&r.config.name).unwrap().config.id,
+            r.config.id
+        );
     }
-    assert!(added.len() >= NAMES.len(), "workers made progress: {} adds", added.len());
+    assert!(
+        added.len() >= NAMES.len(),
+        "workers made progress: {} adds",
+        added.len()
+    );
     println!(
         "multiprocess test: {WORKERS} workers, {} adds, {} removes, {} left: ok",
         added.len(),

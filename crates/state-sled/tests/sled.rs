@@ -18,7 +18,10 @@ fn corrupt(res: Result<Box<dyn State>, StateError>, path: &Path, needle: &str) {
     match res {
         Err(e @ StateError::Corrupt { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains(&path.display().to_string()), "message should name the path: {msg}");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "message should name the path: {msg}"
+            );
             assert!(msg.contains(needle), "message should say {needle:?}: {msg}");
         }
         Err(other) => panic!("expected Corrupt, got {other:?}"),
@@ -32,9 +35,14 @@ fn data_survives_reopen() {
     let path = tmp.path().join("db");
     {
         let s = open_sled(&opts(&path)).unwrap();
-        s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+        s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+            .unwrap();
         s.add_exit_code(&id_of('z'), 7).unwrap();
-        s.validate_db_config(&DbConfig { static_dir: "/s".into(), ..Default::default() }).unwrap();
+        s.validate_db_config(&DbConfig {
+            static_dir: "/s".into(),
+            ..Default::default()
+        })
+        .unwrap();
     }
     let s = open_sled(&opts(&path)).unwrap();
     let r = s.lookup_container("a").unwrap();
@@ -49,7 +57,8 @@ fn two_handles_see_each_others_writes() {
     let path = tmp.path().join("db");
     let a = open_sled(&opts(&path)).unwrap();
     let b = open_sled(&opts(&path)).unwrap();
-    a.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()).unwrap();
+    a.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+        .unwrap();
     assert!(b.has_container(&id_of('a')).unwrap());
     b.remove_container(&id_of('a')).unwrap();
     assert!(!a.has_container(&id_of('a')).unwrap());
@@ -68,7 +77,11 @@ fn default_path_is_under_static_dir() {
     assert_eq!(s.backend(), "sled");
     let want = tmp.path().join("root/static").join(DEFAULT_DB_NAME);
     assert_eq!(s.path(), Some(want.as_path()));
-    assert!(want.join("db").is_file(), "database created at {}", want.display());
+    assert!(
+        want.join("db").is_file(),
+        "database created at {}",
+        want.display()
+    );
     cfg.db_path = tmp.path().join("explicit.db");
     let s = rpod_state::open(&cfg).unwrap();
     assert_eq!(s.path(), Some(tmp.path().join("explicit.db").as_path()));
@@ -79,7 +92,10 @@ fn registered_with_summary() {
     let reg = rpod_registry::lookup(rpod_registry::kinds::STATE, "sled").unwrap();
     assert!(reg.summary.contains("sled"));
     let names = rpod_registry::names(rpod_registry::kinds::STATE);
-    assert!(names.contains(&"sled".to_string()) && names.contains(&"memory".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"sled".to_string()) && names.contains(&"memory".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -106,7 +122,11 @@ fn empty_directory_is_corrupt_and_untouched() {
     let path = tmp.path().join("db");
     std::fs::create_dir(&path).unwrap();
     corrupt(open_sled(&opts(&path)), &path, "missing");
-    assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0, "sled must not create files in it");
+    assert_eq!(
+        std::fs::read_dir(&path).unwrap().count(),
+        0,
+        "sled must not create files in it"
+    );
 }
 
 #[test]
@@ -128,7 +148,8 @@ fn garbled_marker_is_corrupt() {
     drop(open_sled(&opts(&path)).unwrap());
     {
         let db = sled::open(&path).unwrap();
-        db.insert(rpod_state::kv::SCHEMA_KEY, b"\xff\x00garbage").unwrap();
+        db.insert(rpod_state::kv::SCHEMA_KEY, b"\xff\x00garbage")
+            .unwrap();
         db.flush().unwrap();
     }
     corrupt(open_sled(&opts(&path)), &path, "garbled");
@@ -141,13 +162,17 @@ fn newer_schema_is_refused_naming_both_versions() {
     drop(open_sled(&opts(&path)).unwrap());
     {
         let db = sled::open(&path).unwrap();
-        db.insert(rpod_state::kv::SCHEMA_KEY, b"rpod-state-schema:99").unwrap();
+        db.insert(rpod_state::kv::SCHEMA_KEY, b"rpod-state-schema:99")
+            .unwrap();
         db.flush().unwrap();
     }
     match open_sled(&opts(&path)) {
         Err(e @ StateError::WrongSchema { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("99") && msg.contains(&SCHEMA_VERSION.to_string()), "{msg}");
+            assert!(
+                msg.contains("99") && msg.contains(&SCHEMA_VERSION.to_string()),
+                "{msg}"
+            );
             assert!(msg.contains(&path.display().to_string()), "{msg}");
         }
         other => panic!("expected WrongSchema, got {other:?}"),
@@ -161,11 +186,17 @@ fn truncated_database_is_reported() {
     {
         let s = open_sled(&opts(&path)).unwrap();
         for i in 0..20 {
-            s.add_container(&ctr_cfg(&format!("{i:02}{}", "a".repeat(62)), &format!("c{i}")), &running_state())
-                .unwrap();
+            s.add_container(
+                &ctr_cfg(&format!("{i:02}{}", "a".repeat(62)), &format!("c{i}")),
+                &running_state(),
+            )
+            .unwrap();
         }
     }
-    let f = std::fs::OpenOptions::new().write(true).open(path.join("db")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("db"))
+        .unwrap();
     f.set_len(0).unwrap();
     drop(f);
     let res = open_sled(&opts(&path));
@@ -183,7 +214,8 @@ fn garbled_record_is_corrupt_naming_it() {
     let path = tmp.path().join("db");
     {
         let s = open_sled(&opts(&path)).unwrap();
-        s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+        s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+            .unwrap();
     }
     {
         let db = sled::open(&path).unwrap();
@@ -217,9 +249,15 @@ fn busy_database_times_out_with_busy() {
         other => panic!("expected Busy, got {other:?}"),
     }
     assert!(err.to_string().contains("database busy"), "{err}");
-    assert!(took < Duration::from_secs(3), "gave up in bounded time: {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "gave up in bounded time: {took:?}"
+    );
     drop(holder);
-    assert!(s.all_containers().unwrap().is_empty(), "works again once released");
+    assert!(
+        s.all_containers().unwrap().is_empty(),
+        "works again once released"
+    );
 }
 
 #[test]
@@ -233,8 +271,12 @@ fn busy_database_is_waited_for() {
         drop(holder);
     });
     let start = Instant::now();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()).unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(100), "it waited for the holder");
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "it waited for the holder"
+    );
     release.join().unwrap();
     assert!(s.has_container(&id_of('a')).unwrap());
 }
@@ -244,9 +286,13 @@ fn database_is_closed_between_operations() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("db");
     let s = open_sled(&opts(&path)).unwrap();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()).unwrap();
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+        .unwrap();
     // While `s` is alive and idle, anyone can open the database.
-    let other = sled::Config::new().path(&path).open().expect("database not held between operations");
+    let other = sled::Config::new()
+        .path(&path)
+        .open()
+        .expect("database not held between operations");
     drop(other);
 }
 
@@ -256,13 +302,22 @@ fn read_only_refuses_writes_and_never_creates() {
     let path = tmp.path().join("db");
     let ro = open_sled(&opts(&path).read_only(true)).unwrap();
     assert!(ro.all_containers().unwrap().is_empty());
-    assert!(!path.exists(), "a read-only open does not create the database");
-    let err = ro.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()).unwrap_err();
+    assert!(
+        !path.exists(),
+        "a read-only open does not create the database"
+    );
+    let err = ro
+        .add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+        .unwrap_err();
     assert!(matches!(err, StateError::ReadOnly { .. }), "{err:?}");
     let rw = open_sled(&opts(&path)).unwrap();
-    rw.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()).unwrap();
+    rw.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+        .unwrap();
     assert!(ro.has_container(&id_of('a')).unwrap());
-    assert!(matches!(ro.remove_container(&id_of('a')), Err(StateError::ReadOnly { .. })));
+    assert!(matches!(
+        ro.remove_container(&id_of('a')),
+        Err(StateError::ReadOnly { .. })
+    ));
 }
 
 #[test]
@@ -270,6 +325,9 @@ fn no_temporary_directories_left_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("db");
     drop(open_sled(&opts(&path)).unwrap());
-    let entries: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, vec![std::ffi::OsString::from("db")]);
 }

@@ -42,7 +42,8 @@ pub fn bench_cfg(i: u64) -> ContainerConfig {
 /// Fills `s` with containers `0..n`.
 pub fn fill(s: &dyn State, n: u64) {
     for i in 0..n {
-        s.add_container(&bench_cfg(i), &ContainerState::configured()).expect("add");
+        s.add_container(&bench_cfg(i), &ContainerState::configured())
+            .expect("add");
     }
 }
 
@@ -60,7 +61,8 @@ pub fn bench_state(c: &mut Criterion, backend: &str, s: &dyn State, n: u64, fast
             let first = next;
             let start = Instant::now();
             for i in 0..iters {
-                s.add_container(&bench_cfg(first + i), &ContainerState::configured()).unwrap();
+                s.add_container(&bench_cfg(first + i), &ContainerState::configured())
+                    .unwrap();
             }
             let took = start.elapsed();
             for i in 0..iters {
@@ -74,7 +76,8 @@ pub fn bench_state(c: &mut Criterion, backend: &str, s: &dyn State, n: u64, fast
         b.iter_custom(|iters| {
             let first = next;
             for i in 0..iters {
-                s.add_container(&bench_cfg(first + i), &ContainerState::configured()).unwrap();
+                s.add_container(&bench_cfg(first + i), &ContainerState::configured())
+                    .unwrap();
             }
             let start = Instant::now();
             for i in 0..iters {

@@ -35,7 +35,9 @@ pub struct Fresh {
 
 impl std::fmt::Debug for Fresh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fresh").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Fresh")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,10 @@ impl Fresh {
 
     /// A fresh memory state.
     pub fn memory() -> Self {
-        Fresh::new(open_memory(&StateOptions::at("/nonexistent/memory")).expect("memory state"), ())
+        Fresh::new(
+            open_memory(&StateOptions::at("/nonexistent/memory")).expect("memory state"),
+            (),
+        )
     }
 
     /// The state.
@@ -422,7 +427,8 @@ pub fn backend_is_registered(f: Factory<'_>) {
     let s = f();
     let reg = rpod_registry::lookup(rpod_registry::kinds::STATE, s.backend())
         .unwrap_or_else(|e| panic!("backend {} is not registered: {e}", s.backend()));
-    reg.factory::<StateFactory>().expect("factory has the StateFactory type");
+    reg.factory::<StateFactory>()
+        .expect("factory has the StateFactory type");
 }
 
 pub fn fresh_namespace_is_empty(f: Factory<'_>) {
@@ -459,7 +465,10 @@ pub fn threads_share_one_state(f: Factory<'_>) {
                 for i in 0..8 {
                     let id = format!("{t}{i}{}", "0".repeat(62));
                     // names clash across threads: each name is won exactly once
-                    let _ = st.add_container(&ctr_cfg(&id, &format!("n{i}")), &ContainerState::configured());
+                    let _ = st.add_container(
+                        &ctr_cfg(&id, &format!("n{i}")),
+                        &ContainerState::configured(),
+                    );
                 }
             });
         }
@@ -528,7 +537,10 @@ pub fn has_container_empty_id_errors(f: Factory<'_>) {
 pub fn add_duplicate_id_fails(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
-    match s.add_container(&ctr_cfg(&id_of('a'), "other"), &ContainerState::configured()) {
+    match s.add_container(
+        &ctr_cfg(&id_of('a'), "other"),
+        &ContainerState::configured(),
+    ) {
         Err(StateError::IdInUse { id, kind }) => {
             assert_eq!(id, id_of('a'));
             assert_eq!(kind, ObjectKind::Container);
@@ -591,7 +603,9 @@ pub fn add_container_nul_name_fails(f: Factory<'_>) {
 pub fn failed_add_leaves_no_trace(f: Factory<'_>) {
     let s = f();
     let bad = with_deps(ctr_cfg(&id_of('a'), "a"), &[&id_of('z')]);
-    assert!(s.add_container(&bad, &ContainerState::configured()).is_err());
+    assert!(s
+        .add_container(&bad, &ContainerState::configured())
+        .is_err());
     not_found(s.lookup_container("a"), ObjectKind::Container, "a");
     assert!(!s.has_container(&id_of('a')).unwrap());
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
@@ -601,7 +615,8 @@ pub fn failed_add_leaves_no_trace(f: Factory<'_>) {
 pub fn extra_fields_round_trip(f: Factory<'_>) {
     let s = f();
     let mut c = ctr_cfg(&id_of('a'), "a");
-    c.extra.insert("future".into(), json!({"nested": [1, 2, 3]}));
+    c.extra
+        .insert("future".into(), json!({"nested": [1, 2, 3]}));
     let mut st = running_state();
     st.extra.insert("someNewField".into(), json!("kept"));
     s.add_container(&c, &st).unwrap();
@@ -663,7 +678,8 @@ pub fn status_numbers_are_podmans(f: Factory<'_>) {
             state: *st,
             ..Default::default()
         };
-        s.add_container(&ctr_cfg(&id, &format!("s{i}")), &state).unwrap();
+        s.add_container(&ctr_cfg(&id, &format!("s{i}")), &state)
+            .unwrap();
         assert_eq!(s.container_state(&id).unwrap().state, *st);
         assert_eq!(serde_json::to_value(&state).unwrap()["state"], json!(i));
     }
@@ -673,7 +689,8 @@ pub fn status_numbers_are_podmans(f: Factory<'_>) {
 
 pub fn container_state_returns_stored(f: Factory<'_>) {
     let s = f();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+        .unwrap();
     assert_eq!(s.container_state(&id_of('a')).unwrap(), running_state());
 }
 
@@ -701,14 +718,19 @@ pub fn save_state_missing_container_fails(f: Factory<'_>) {
 }
 
 pub fn container_state_missing_fails(f: Factory<'_>) {
-    not_found(f().container_state(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        f().container_state(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn save_state_leaves_config_unchanged(f: Factory<'_>) {
     let s = f();
     let c = ctr_cfg(&id_of('a'), "a");
     add(&*s, &c);
-    s.save_container_state(&id_of('a'), &running_state()).unwrap();
+    s.save_container_state(&id_of('a'), &running_state())
+        .unwrap();
     assert_eq!(s.container(&id_of('a')).unwrap().config, c);
 }
 
@@ -741,7 +763,8 @@ pub fn all_containers_ordered_by_id(f: Factory<'_>) {
 
 pub fn all_containers_include_states(f: Factory<'_>) {
     let s = f();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+        .unwrap();
     add(&*s, &ctr_cfg(&id_of('b'), "b"));
     let all = s.all_containers().unwrap();
     assert_eq!(all[0].state, running_state());
@@ -792,7 +815,12 @@ pub fn lookup_ambiguous_prefix_counts(f: Factory<'_>) {
     add(&*s, &ctr_cfg(&format!("{}2", "0".repeat(63)), "c"));
     match s.lookup_container("00000000") {
         Err(e @ StateError::Ambiguous { .. }) => {
-            let StateError::Ambiguous { count, ref prefix, .. } = e else { unreachable!() };
+            let StateError::Ambiguous {
+                count, ref prefix, ..
+            } = e
+            else {
+                unreachable!()
+            };
             assert_eq!(count, 3);
             assert_eq!(prefix, "00000000");
             assert!(e.to_string().contains('3'), "{e}");
@@ -806,7 +834,11 @@ pub fn lookup_ambiguous_prefix_counts(f: Factory<'_>) {
 pub fn lookup_missing_names_input(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
-    not_found(s.lookup_container("nothing-here"), ObjectKind::Container, "nothing-here");
+    not_found(
+        s.lookup_container("nothing-here"),
+        ObjectKind::Container,
+        "nothing-here",
+    );
 }
 
 pub fn lookup_empty_invalid(f: Factory<'_>) {
@@ -871,8 +903,14 @@ pub fn dependency_recorded(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]));
-    assert_eq!(s.container_dependents(&id_of('a')).unwrap(), vec![id_of('b')]);
-    assert_eq!(s.container(&id_of('b')).unwrap().config.dependencies, vec![id_of('a')]);
+    assert_eq!(
+        s.container_dependents(&id_of('a')).unwrap(),
+        vec![id_of('b')]
+    );
+    assert_eq!(
+        s.container(&id_of('b')).unwrap().config.dependencies,
+        vec![id_of('a')]
+    );
 }
 
 pub fn two_dependents(f: Factory<'_>) {
@@ -880,7 +918,10 @@ pub fn two_dependents(f: Factory<'_>) {
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     add(&*s, &with_deps(ctr_cfg(&id_of('c'), "c"), &[&id_of('a')]));
     add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]));
-    assert_eq!(s.container_dependents(&id_of('a')).unwrap(), vec![id_of('b'), id_of('c')]);
+    assert_eq!(
+        s.container_dependents(&id_of('a')).unwrap(),
+        vec![id_of('b'), id_of('c')]
+    );
 }
 
 pub fn no_dependents(f: Factory<'_>) {
@@ -890,33 +931,52 @@ pub fn no_dependents(f: Factory<'_>) {
 }
 
 pub fn dependents_of_missing_fails(f: Factory<'_>) {
-    not_found(f().container_dependents(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        f().container_dependents(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn dependency_must_exist(f: Factory<'_>) {
     let s = f();
     not_found(
-        s.add_container(&with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &ContainerState::configured()),
+        s.add_container(
+            &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+            &ContainerState::configured(),
+        ),
         ObjectKind::Container,
         &id_of('a'),
     );
 }
 
 pub fn dependency_on_self_invalid(f: Factory<'_>) {
-    invalid(f().add_container(&with_deps(ctr_cfg(&id_of('a'), "a"), &[&id_of('a')]), &ContainerState::configured()));
+    invalid(f().add_container(
+        &with_deps(ctr_cfg(&id_of('a'), "a"), &[&id_of('a')]),
+        &ContainerState::configured(),
+    ));
 }
 
 pub fn dependency_on_pod_invalid(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
-    invalid(s.add_container(&with_deps(ctr_cfg(&id_of('a'), "a"), &[&id_of('p')]), &ContainerState::configured()));
+    invalid(s.add_container(
+        &with_deps(ctr_cfg(&id_of('a'), "a"), &[&id_of('p')]),
+        &ContainerState::configured(),
+    ));
 }
 
 pub fn duplicate_dependency_listed_once(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
-    add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a'), &id_of('a')]));
-    assert_eq!(s.container_dependents(&id_of('a')).unwrap(), vec![id_of('b')]);
+    add(
+        &*s,
+        &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a'), &id_of('a')]),
+    );
+    assert_eq!(
+        s.container_dependents(&id_of('a')).unwrap(),
+        vec![id_of('b')]
+    );
     s.remove_container(&id_of('b')).unwrap();
     s.remove_container(&id_of('a')).unwrap();
 }
@@ -925,7 +985,11 @@ pub fn cannot_remove_with_dependents(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]));
-    in_use(s.remove_container(&id_of('a')), InUseBy::Dependents, &[&id_of('b')]);
+    in_use(
+        s.remove_container(&id_of('a')),
+        InUseBy::Dependents,
+        &[&id_of('b')],
+    );
     assert!(s.has_container(&id_of('a')).unwrap());
 }
 
@@ -951,9 +1015,17 @@ pub fn dependency_chain_removal(f: Factory<'_>) {
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]));
     add(&*s, &with_deps(ctr_cfg(&id_of('c'), "c"), &[&id_of('b')]));
-    in_use(s.remove_container(&id_of('b')), InUseBy::Dependents, &[&id_of('c')]);
+    in_use(
+        s.remove_container(&id_of('b')),
+        InUseBy::Dependents,
+        &[&id_of('c')],
+    );
     s.remove_container(&id_of('c')).unwrap();
-    in_use(s.remove_container(&id_of('a')), InUseBy::Dependents, &[&id_of('b')]);
+    in_use(
+        s.remove_container(&id_of('a')),
+        InUseBy::Dependents,
+        &[&id_of('b')],
+    );
     s.remove_container(&id_of('b')).unwrap();
     s.remove_container(&id_of('a')).unwrap();
 }
@@ -961,14 +1033,20 @@ pub fn dependency_chain_removal(f: Factory<'_>) {
 pub fn dependency_other_namespace_invalid(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
-    invalid(s.add_container(&with_deps(ctr_ns(&id_of('b'), "b", "ns2"), &[&id_of('a')]), &ContainerState::configured()));
+    invalid(s.add_container(
+        &with_deps(ctr_ns(&id_of('b'), "b", "ns2"), &[&id_of('a')]),
+        &ContainerState::configured(),
+    ));
 }
 
 pub fn dependency_in_pod_for_podless_invalid(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
-    invalid(s.add_container(&with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &ContainerState::configured()));
+    invalid(s.add_container(
+        &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+        &ContainerState::configured(),
+    ));
 }
 
 pub fn dependency_outside_pod_invalid(f: Factory<'_>) {
@@ -976,7 +1054,10 @@ pub fn dependency_outside_pod_invalid(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     invalid(s.add_container(
-        &in_pod(with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &id_of('p')),
+        &in_pod(
+            with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+            &id_of('p'),
+        ),
         &ContainerState::configured(),
     ));
     assert!(s.pod_containers(&id_of('p')).unwrap().is_empty());
@@ -986,17 +1067,38 @@ pub fn dependency_in_same_pod_ok(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
-    add(&*s, &in_pod(with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &id_of('p')));
-    assert_eq!(s.container_dependents(&id_of('a')).unwrap(), vec![id_of('b')]);
+    add(
+        &*s,
+        &in_pod(
+            with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+            &id_of('p'),
+        ),
+    );
+    assert_eq!(
+        s.container_dependents(&id_of('a')).unwrap(),
+        vec![id_of('b')]
+    );
 }
 
 pub fn dependents_deduplicated(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     add(&*s, &ctr_cfg(&id_of('b'), "b"));
-    add(&*s, &with_deps(ctr_cfg(&id_of('c'), "c"), &[&id_of('a'), &id_of('b'), &id_of('a')]));
-    assert_eq!(s.container_dependents(&id_of('a')).unwrap(), vec![id_of('c')]);
-    assert_eq!(s.container_dependents(&id_of('b')).unwrap(), vec![id_of('c')]);
+    add(
+        &*s,
+        &with_deps(
+            ctr_cfg(&id_of('c'), "c"),
+            &[&id_of('a'), &id_of('b'), &id_of('a')],
+        ),
+    );
+    assert_eq!(
+        s.container_dependents(&id_of('a')).unwrap(),
+        vec![id_of('c')]
+    );
+    assert_eq!(
+        s.container_dependents(&id_of('b')).unwrap(),
+        vec![id_of('c')]
+    );
 }
 
 // ------------------------------------------------------------- remove
@@ -1010,7 +1112,11 @@ pub fn remove_container_then_gone(f: Factory<'_>) {
 }
 
 pub fn remove_missing_container_fails(f: Factory<'_>) {
-    not_found(f().remove_container(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        f().remove_container(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn remove_frees_name_and_id(f: Factory<'_>) {
@@ -1031,7 +1137,11 @@ pub fn remove_twice_fails(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     s.remove_container(&id_of('a')).unwrap();
-    not_found(s.remove_container(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        s.remove_container(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn remove_keeps_other_containers(f: Factory<'_>) {
@@ -1084,7 +1194,10 @@ pub fn rewrite_rename_to_taken_container_name_fails(f: Factory<'_>) {
     add(&*s, &c);
     add(&*s, &ctr_cfg(&id_of('b'), "b"));
     c.name = "b".into();
-    assert!(matches!(s.rewrite_container_config(&c), Err(StateError::NameInUse { .. })));
+    assert!(matches!(
+        s.rewrite_container_config(&c),
+        Err(StateError::NameInUse { .. })
+    ));
     assert_eq!(s.lookup_container("a").unwrap().config.id, id_of('a'));
 }
 
@@ -1094,7 +1207,10 @@ pub fn rewrite_rename_to_pod_name_fails(f: Factory<'_>) {
     add(&*s, &c);
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     c.name = "p".into();
-    assert!(matches!(s.rewrite_container_config(&c), Err(StateError::NameInUse { .. })));
+    assert!(matches!(
+        s.rewrite_container_config(&c),
+        Err(StateError::NameInUse { .. })
+    ));
 }
 
 pub fn rewrite_cannot_change_pod(f: Factory<'_>) {
@@ -1186,7 +1302,10 @@ pub fn add_pod_duplicate_id_fails(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     assert!(matches!(
         s.add_pod(&pod_cfg(&id_of('p'), "q"), &pod_state()),
-        Err(StateError::IdInUse { kind: ObjectKind::Pod, .. })
+        Err(StateError::IdInUse {
+            kind: ObjectKind::Pod,
+            ..
+        })
     ));
 }
 
@@ -1195,7 +1314,10 @@ pub fn add_pod_duplicate_name_fails(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     assert!(matches!(
         s.add_pod(&pod_cfg(&id_of('q'), "p"), &pod_state()),
-        Err(StateError::NameInUse { kind: ObjectKind::Pod, .. })
+        Err(StateError::NameInUse {
+            kind: ObjectKind::Pod,
+            ..
+        })
     ));
     assert!(!s.has_pod(&id_of('q')).unwrap());
 }
@@ -1205,7 +1327,10 @@ pub fn add_pod_with_container_id_fails(f: Factory<'_>) {
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     assert!(matches!(
         s.add_pod(&pod_cfg(&id_of('a'), "p"), &pod_state()),
-        Err(StateError::IdInUse { kind: ObjectKind::Container, .. })
+        Err(StateError::IdInUse {
+            kind: ObjectKind::Container,
+            ..
+        })
     ));
 }
 
@@ -1214,7 +1339,10 @@ pub fn add_pod_with_container_name_fails(f: Factory<'_>) {
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     assert!(matches!(
         s.add_pod(&pod_cfg(&id_of('p'), "a"), &pod_state()),
-        Err(StateError::NameInUse { kind: ObjectKind::Container, .. })
+        Err(StateError::NameInUse {
+            kind: ObjectKind::Container,
+            ..
+        })
     ));
 }
 
@@ -1249,7 +1377,11 @@ pub fn lookup_pod_ambiguous_prefix(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&format!("{}2", "0".repeat(63)), "q"));
     assert!(matches!(
         s.lookup_pod("000"),
-        Err(StateError::Ambiguous { count: 2, kind: ObjectKind::Pod, .. })
+        Err(StateError::Ambiguous {
+            count: 2,
+            kind: ObjectKind::Pod,
+            ..
+        })
     ));
 }
 
@@ -1279,7 +1411,11 @@ pub fn remove_nonempty_pod_fails(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
-    in_use(s.remove_pod(&id_of('p')), InUseBy::PodMembers, &[&id_of('a')]);
+    in_use(
+        s.remove_pod(&id_of('p')),
+        InUseBy::PodMembers,
+        &[&id_of('a')],
+    );
     assert!(s.has_pod(&id_of('p')).unwrap());
 }
 
@@ -1307,7 +1443,12 @@ pub fn all_pods_ordered(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&id_of('q'), "q"));
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
-    let pods: Vec<String> = s.all_pods().unwrap().into_iter().map(|p| p.config.name).collect();
+    let pods: Vec<String> = s
+        .all_pods()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.config.name)
+        .collect();
     assert_eq!(pods, ["p", "q"]);
 }
 
@@ -1324,7 +1465,11 @@ pub fn save_pod_state_round_trips(f: Factory<'_>) {
 }
 
 pub fn save_pod_state_missing_fails(f: Factory<'_>) {
-    not_found(f().save_pod_state(&id_of('p'), &pod_state()), ObjectKind::Pod, &id_of('p'));
+    not_found(
+        f().save_pod_state(&id_of('p'), &pod_state()),
+        ObjectKind::Pod,
+        &id_of('p'),
+    );
 }
 
 pub fn rewrite_pod_config(f: Factory<'_>) {
@@ -1353,11 +1498,18 @@ pub fn rewrite_pod_rename_taken_fails(f: Factory<'_>) {
     add_pod(&*s, &p);
     add(&*s, &ctr_cfg(&id_of('a'), "a"));
     p.name = "a".into();
-    assert!(matches!(s.rewrite_pod_config(&p), Err(StateError::NameInUse { .. })));
+    assert!(matches!(
+        s.rewrite_pod_config(&p),
+        Err(StateError::NameInUse { .. })
+    ));
 }
 
 pub fn rewrite_pod_missing_fails(f: Factory<'_>) {
-    not_found(f().rewrite_pod_config(&pod_cfg(&id_of('p'), "p")), ObjectKind::Pod, &id_of('p'));
+    not_found(
+        f().rewrite_pod_config(&pod_cfg(&id_of('p'), "p")),
+        ObjectKind::Pod,
+        &id_of('p'),
+    );
 }
 
 // ------------------------------------------------------------- pod membership
@@ -1368,7 +1520,10 @@ pub fn add_container_to_pod(f: Factory<'_>) {
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
     assert_eq!(s.pod_containers(&id_of('p')).unwrap(), vec![id_of('a')]);
     assert!(s.pod_has_container(&id_of('p'), &id_of('a')).unwrap());
-    assert_eq!(s.container(&id_of('a')).unwrap().config.pod, Some(id_of('p')));
+    assert_eq!(
+        s.container(&id_of('a')).unwrap().config.pod,
+        Some(id_of('p'))
+    );
 }
 
 pub fn pod_containers_empty(f: Factory<'_>) {
@@ -1381,14 +1536,24 @@ pub fn pod_containers_many_sorted(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     for c in ['c', 'a', 'b'] {
-        add(&*s, &in_pod(ctr_cfg(&id_of(c), &format!("n{c}")), &id_of('p')));
+        add(
+            &*s,
+            &in_pod(ctr_cfg(&id_of(c), &format!("n{c}")), &id_of('p')),
+        );
     }
     add(&*s, &ctr_cfg(&id_of('d'), "outside"));
-    assert_eq!(s.pod_containers(&id_of('p')).unwrap(), vec![id_of('a'), id_of('b'), id_of('c')]);
+    assert_eq!(
+        s.pod_containers(&id_of('p')).unwrap(),
+        vec![id_of('a'), id_of('b'), id_of('c')]
+    );
 }
 
 pub fn pod_containers_missing_pod_fails(f: Factory<'_>) {
-    not_found(f().pod_containers(&id_of('p')), ObjectKind::Pod, &id_of('p'));
+    not_found(
+        f().pod_containers(&id_of('p')),
+        ObjectKind::Pod,
+        &id_of('p'),
+    );
 }
 
 pub fn pod_has_container_false_for_other(f: Factory<'_>) {
@@ -1400,13 +1565,20 @@ pub fn pod_has_container_false_for_other(f: Factory<'_>) {
 }
 
 pub fn pod_has_container_missing_pod_fails(f: Factory<'_>) {
-    not_found(f().pod_has_container(&id_of('p'), &id_of('a')), ObjectKind::Pod, &id_of('p'));
+    not_found(
+        f().pod_has_container(&id_of('p'), &id_of('a')),
+        ObjectKind::Pod,
+        &id_of('p'),
+    );
 }
 
 pub fn add_to_missing_pod_fails(f: Factory<'_>) {
     let s = f();
     not_found(
-        s.add_container(&in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')), &ContainerState::configured()),
+        s.add_container(
+            &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')),
+            &ContainerState::configured(),
+        ),
         ObjectKind::Pod,
         &id_of('p'),
     );
@@ -1417,7 +1589,10 @@ pub fn add_to_container_as_pod_fails(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_cfg(&id_of('b'), "b"));
     not_found(
-        s.add_container(&in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('b')), &ContainerState::configured()),
+        s.add_container(
+            &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('b')),
+            &ContainerState::configured(),
+        ),
         ObjectKind::Pod,
         &id_of('b'),
     );
@@ -1426,7 +1601,10 @@ pub fn add_to_container_as_pod_fails(f: Factory<'_>) {
 pub fn add_to_pod_other_namespace_fails(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_ns(&id_of('p'), "p", "ns1"));
-    invalid(s.add_container(&in_pod(ctr_ns(&id_of('a'), "a", "ns2"), &id_of('p')), &ContainerState::configured()));
+    invalid(s.add_container(
+        &in_pod(ctr_ns(&id_of('a'), "a", "ns2"), &id_of('p')),
+        &ContainerState::configured(),
+    ));
     add(&*s, &in_pod(ctr_ns(&id_of('a'), "a", "ns1"), &id_of('p')));
 }
 
@@ -1445,7 +1623,10 @@ pub fn remove_pod_containers_removes_all(f: Factory<'_>) {
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
     add(&*s, &in_pod(ctr_cfg(&id_of('b'), "b"), &id_of('p')));
-    assert_eq!(s.remove_pod_containers(&id_of('p')).unwrap(), vec![id_of('a'), id_of('b')]);
+    assert_eq!(
+        s.remove_pod_containers(&id_of('p')).unwrap(),
+        vec![id_of('a'), id_of('b')]
+    );
     assert!(s.pod_containers(&id_of('p')).unwrap().is_empty());
     assert!(s.all_containers().unwrap().is_empty());
     s.remove_pod(&id_of('p')).unwrap();
@@ -1470,7 +1651,13 @@ pub fn remove_pod_containers_internal_deps_ok(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
-    add(&*s, &in_pod(with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &id_of('p')));
+    add(
+        &*s,
+        &in_pod(
+            with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+            &id_of('p'),
+        ),
+    );
     s.remove_pod_containers(&id_of('p')).unwrap();
     assert!(s.all_containers().unwrap().is_empty());
     // ids reusable, no stale dependency edges
@@ -1485,13 +1672,26 @@ pub fn outside_container_cannot_depend_on_member(f: Factory<'_>) {
     let s = f();
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
     add(&*s, &in_pod(ctr_cfg(&id_of('a'), "a"), &id_of('p')));
-    add(&*s, &in_pod(with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]), &id_of('p')));
-    invalid(s.add_container(&with_deps(ctr_cfg(&id_of('c'), "c"), &[&id_of('a')]), &ContainerState::configured()));
+    add(
+        &*s,
+        &in_pod(
+            with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]),
+            &id_of('p'),
+        ),
+    );
+    invalid(s.add_container(
+        &with_deps(ctr_cfg(&id_of('c'), "c"), &[&id_of('a')]),
+        &ContainerState::configured(),
+    ));
     assert_eq!(s.remove_pod_containers(&id_of('p')).unwrap().len(), 2);
 }
 
 pub fn remove_pod_containers_missing_pod_fails(f: Factory<'_>) {
-    not_found(f().remove_pod_containers(&id_of('p')), ObjectKind::Pod, &id_of('p'));
+    not_found(
+        f().remove_pod_containers(&id_of('p')),
+        ObjectKind::Pod,
+        &id_of('p'),
+    );
 }
 
 pub fn remove_pod_containers_frees_names(f: Factory<'_>) {
@@ -1537,7 +1737,10 @@ pub fn add_volume_duplicate_fails(f: Factory<'_>) {
     add_vol(&*s, "v");
     assert!(matches!(
         s.add_volume(&vol_cfg("v"), &VolumeState::default()),
-        Err(StateError::NameInUse { kind: ObjectKind::Volume, .. })
+        Err(StateError::NameInUse {
+            kind: ObjectKind::Volume,
+            ..
+        })
     ));
 }
 
@@ -1571,7 +1774,11 @@ pub fn lookup_volume_ambiguous(f: Factory<'_>) {
     add_vol(&*s, "data2");
     assert!(matches!(
         s.lookup_volume("dat"),
-        Err(StateError::Ambiguous { count: 2, kind: ObjectKind::Volume, .. })
+        Err(StateError::Ambiguous {
+            count: 2,
+            kind: ObjectKind::Volume,
+            ..
+        })
     ));
 }
 
@@ -1628,7 +1835,10 @@ pub fn volume_users_missing_fails(f: Factory<'_>) {
 pub fn container_with_missing_volume_fails(f: Factory<'_>) {
     let s = f();
     not_found(
-        s.add_container(&with_vols(ctr_cfg(&id_of('a'), "a"), &["nope"]), &ContainerState::configured()),
+        s.add_container(
+            &with_vols(ctr_cfg(&id_of('a'), "a"), &["nope"]),
+            &ContainerState::configured(),
+        ),
         ObjectKind::Volume,
         "nope",
     );
@@ -1640,7 +1850,12 @@ pub fn all_volumes_ordered(f: Factory<'_>) {
     for v in ["c", "a", "b"] {
         add_vol(&*s, v);
     }
-    let got: Vec<String> = s.all_volumes().unwrap().into_iter().map(|v| v.config.name).collect();
+    let got: Vec<String> = s
+        .all_volumes()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.config.name)
+        .collect();
     assert_eq!(got, ["a", "b", "c"]);
 }
 
@@ -1656,7 +1871,11 @@ pub fn save_volume_state_round_trips(f: Factory<'_>) {
 }
 
 pub fn save_volume_state_missing_fails(f: Factory<'_>) {
-    not_found(f().save_volume_state("v", &VolumeState::default()), ObjectKind::Volume, "v");
+    not_found(
+        f().save_volume_state("v", &VolumeState::default()),
+        ObjectKind::Volume,
+        "v",
+    );
 }
 
 pub fn rewrite_volume_config(f: Factory<'_>) {
@@ -1670,7 +1889,11 @@ pub fn rewrite_volume_config(f: Factory<'_>) {
 }
 
 pub fn rewrite_volume_missing_fails(f: Factory<'_>) {
-    not_found(f().rewrite_volume_config(&vol_cfg("v")), ObjectKind::Volume, "v");
+    not_found(
+        f().rewrite_volume_config(&vol_cfg("v")),
+        ObjectKind::Volume,
+        "v",
+    );
 }
 
 pub fn volume_used_twice_listed_once(f: Factory<'_>) {
@@ -1686,7 +1909,10 @@ pub fn volume_users_cleared_by_pod_removal(f: Factory<'_>) {
     let s = f();
     add_vol(&*s, "v");
     add_pod(&*s, &pod_cfg(&id_of('p'), "p"));
-    add(&*s, &in_pod(with_vols(ctr_cfg(&id_of('a'), "a"), &["v"]), &id_of('p')));
+    add(
+        &*s,
+        &in_pod(with_vols(ctr_cfg(&id_of('a'), "a"), &["v"]), &id_of('p')),
+    );
     s.remove_pod_containers(&id_of('p')).unwrap();
     assert!(s.volume_users("v").unwrap().is_empty());
     s.remove_volume("v").unwrap();
@@ -1705,7 +1931,11 @@ pub fn exit_code_round_trips(f: Factory<'_>) {
 }
 
 pub fn exit_code_missing_not_found(f: Factory<'_>) {
-    not_found(f().exit_code(&id_of('a')), ObjectKind::ExitCode, &id_of('a'));
+    not_found(
+        f().exit_code(&id_of('a')),
+        ObjectKind::ExitCode,
+        &id_of('a'),
+    );
 }
 
 pub fn exit_code_outlives_container(f: Factory<'_>) {
@@ -1727,10 +1957,15 @@ pub fn prune_removes_old_keeps_new(f: Factory<'_>) {
     let s = f();
     let now = Timestamp::now();
     let old = now - std::time::Duration::from_secs(600);
-    s.record_exit_code(&id_of('a'), ExitCode { code: 1, time: old }).unwrap();
-    s.record_exit_code(&id_of('b'), ExitCode { code: 2, time: old }).unwrap();
-    s.record_exit_code(&id_of('c'), ExitCode { code: 3, time: now }).unwrap();
-    let n = s.prune_exit_codes(now - std::time::Duration::from_secs(300)).unwrap();
+    s.record_exit_code(&id_of('a'), ExitCode { code: 1, time: old })
+        .unwrap();
+    s.record_exit_code(&id_of('b'), ExitCode { code: 2, time: old })
+        .unwrap();
+    s.record_exit_code(&id_of('c'), ExitCode { code: 3, time: now })
+        .unwrap();
+    let n = s
+        .prune_exit_codes(now - std::time::Duration::from_secs(300))
+        .unwrap();
     assert_eq!(n, 2);
     assert!(s.exit_code(&id_of('a')).unwrap_err().is_not_found());
     assert!(s.exit_code(&id_of('b')).unwrap_err().is_not_found());
@@ -1756,7 +1991,10 @@ pub fn add_exit_code_is_timestamped_now(f: Factory<'_>) {
 
 pub fn exit_code_extremes(f: Factory<'_>) {
     let s = f();
-    for (i, code) in [-1, 0, 1, 127, 255, i32::MAX, i32::MIN].into_iter().enumerate() {
+    for (i, code) in [-1, 0, 1, 127, 255, i32::MAX, i32::MIN]
+        .into_iter()
+        .enumerate()
+    {
         let id = format!("{i}{}", "e".repeat(63));
         s.add_exit_code(&id, code).unwrap();
         assert_eq!(s.exit_code(&id).unwrap().code, code);
@@ -1804,11 +2042,16 @@ pub fn validate_mismatch_names_key_and_values(f: Factory<'_>) {
     match s.validate_db_config(&dbc("/b")) {
         Err(e @ StateError::DbConfigMismatch { .. }) => {
             let msg = e.to_string();
-            let StateError::DbConfigMismatch { key, db, current } = e else { unreachable!() };
+            let StateError::DbConfigMismatch { key, db, current } = e else {
+                unreachable!()
+            };
             assert_eq!(key, "static-dir");
             assert_eq!(db, "/a/root/static");
             assert_eq!(current, "/b/root/static");
-            assert!(msg.contains("/a/root/static") && msg.contains("/b/root/static"), "{msg}");
+            assert!(
+                msg.contains("/a/root/static") && msg.contains("/b/root/static"),
+                "{msg}"
+            );
         }
         other => panic!("expected DbConfigMismatch, got {other:?}"),
     }
@@ -1865,7 +2108,10 @@ pub fn db_config_shared_by_views(f: Factory<'_>) {
 pub fn ns_rejects_other_namespace_container(f: Factory<'_>) {
     let s = f();
     let n1 = s.with_namespace("ns1").unwrap();
-    invalid(n1.add_container(&ctr_ns(&id_of('a'), "a", "ns2"), &ContainerState::configured()));
+    invalid(n1.add_container(
+        &ctr_ns(&id_of('a'), "a", "ns2"),
+        &ContainerState::configured(),
+    ));
     invalid(n1.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured()));
     assert!(s.all_containers().unwrap().is_empty());
 }
@@ -1899,8 +2145,16 @@ pub fn ns_get_other_not_found(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
     let n2 = s.with_namespace("ns2").unwrap();
-    not_found(n2.container(&id_of('a')), ObjectKind::Container, &id_of('a'));
-    not_found(n2.container_state(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        n2.container(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
+    not_found(
+        n2.container_state(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn ns_lookup_other_name_not_found(f: Factory<'_>) {
@@ -1908,14 +2162,27 @@ pub fn ns_lookup_other_name_not_found(f: Factory<'_>) {
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
     let n2 = s.with_namespace("ns2").unwrap();
     not_found(n2.lookup_container("a"), ObjectKind::Container, "a");
-    not_found(n2.lookup_container(&id_of('a')), ObjectKind::Container, &id_of('a'));
+    not_found(
+        n2.lookup_container(&id_of('a')),
+        ObjectKind::Container,
+        &id_of('a'),
+    );
 }
 
 pub fn ns_prefix_ignores_other_namespaces(f: Factory<'_>) {
     let s = f();
-    add(&*s, &ctr_ns(&format!("000{}", "1".repeat(61)), "a", "test1"));
-    add(&*s, &ctr_ns(&format!("000{}", "2".repeat(61)), "b", "test2"));
-    assert!(matches!(s.lookup_container("000"), Err(StateError::Ambiguous { count: 2, .. })));
+    add(
+        &*s,
+        &ctr_ns(&format!("000{}", "1".repeat(61)), "a", "test1"),
+    );
+    add(
+        &*s,
+        &ctr_ns(&format!("000{}", "2".repeat(61)), "b", "test2"),
+    );
+    assert!(matches!(
+        s.lookup_container("000"),
+        Err(StateError::Ambiguous { count: 2, .. })
+    ));
     let t1 = s.with_namespace("test1").unwrap();
     assert_eq!(t1.lookup_container("000").unwrap().config.name, "a");
 }
@@ -1923,15 +2190,25 @@ pub fn ns_prefix_ignores_other_namespaces(f: Factory<'_>) {
 pub fn ns_has_container_other_false(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
-    assert!(!s.with_namespace("ns2").unwrap().has_container(&id_of('a')).unwrap());
-    assert!(s.with_namespace("ns1").unwrap().has_container(&id_of('a')).unwrap());
+    assert!(!s
+        .with_namespace("ns2")
+        .unwrap()
+        .has_container(&id_of('a'))
+        .unwrap());
+    assert!(s
+        .with_namespace("ns1")
+        .unwrap()
+        .has_container(&id_of('a'))
+        .unwrap());
 }
 
 pub fn ns_remove_other_not_found(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
     not_found(
-        s.with_namespace("ns2").unwrap().remove_container(&id_of('a')),
+        s.with_namespace("ns2")
+            .unwrap()
+            .remove_container(&id_of('a')),
         ObjectKind::Container,
         &id_of('a'),
     );
@@ -1943,7 +2220,10 @@ pub fn ns_names_are_global(f: Factory<'_>) {
     add(&*s, &ctr_ns(&id_of('a'), "same", "ns1"));
     let n2 = s.with_namespace("ns2").unwrap();
     assert!(matches!(
-        n2.add_container(&ctr_ns(&id_of('b'), "same", "ns2"), &ContainerState::configured()),
+        n2.add_container(
+            &ctr_ns(&id_of('b'), "same", "ns2"),
+            &ContainerState::configured()
+        ),
         Err(StateError::NameInUse { .. })
     ));
 }
@@ -1963,7 +2243,12 @@ pub fn ns_pods_filtered(f: Factory<'_>) {
     add_pod(&*s, &pod_ns(&id_of('p'), "p", "ns1"));
     add_pod(&*s, &pod_ns(&id_of('q'), "q", "ns2"));
     let n1 = s.with_namespace("ns1").unwrap();
-    let got: Vec<String> = n1.all_pods().unwrap().into_iter().map(|p| p.config.name).collect();
+    let got: Vec<String> = n1
+        .all_pods()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.config.name)
+        .collect();
     assert_eq!(got, ["p"]);
     not_found(n1.pod(&id_of('q')), ObjectKind::Pod, &id_of('q'));
     assert!(!n1.has_pod(&id_of('q')).unwrap());
@@ -1998,18 +2283,25 @@ pub fn ns_save_state_other_not_found(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
     not_found(
-        s.with_namespace("ns2").unwrap().save_container_state(&id_of('a'), &running_state()),
+        s.with_namespace("ns2")
+            .unwrap()
+            .save_container_state(&id_of('a'), &running_state()),
         ObjectKind::Container,
         &id_of('a'),
     );
-    assert_eq!(s.container_state(&id_of('a')).unwrap().state, ContainerStatus::Configured);
+    assert_eq!(
+        s.container_state(&id_of('a')).unwrap().state,
+        ContainerStatus::Configured
+    );
 }
 
 pub fn ns_dependents_other_not_found(f: Factory<'_>) {
     let s = f();
     add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
     not_found(
-        s.with_namespace("ns2").unwrap().container_dependents(&id_of('a')),
+        s.with_namespace("ns2")
+            .unwrap()
+            .container_dependents(&id_of('a')),
         ObjectKind::Container,
         &id_of('a'),
     );
@@ -2019,7 +2311,8 @@ pub fn ns_rejects_other_namespace_pod(f: Factory<'_>) {
     let s = f();
     let n1 = s.with_namespace("ns1").unwrap();
     invalid(n1.add_pod(&pod_ns(&id_of('p'), "p", "ns2"), &pod_state()));
-    n1.add_pod(&pod_ns(&id_of('p'), "p", "ns1"), &pod_state()).unwrap();
+    n1.add_pod(&pod_ns(&id_of('p'), "p", "ns1"), &pod_state())
+        .unwrap();
 }
 
 pub fn ns_rejects_other_namespace_volume(f: Factory<'_>) {
@@ -2033,20 +2326,31 @@ pub fn ns_rejects_other_namespace_volume(f: Factory<'_>) {
 
 pub fn refresh_running_becomes_configured(f: Factory<'_>) {
     let s = f();
-    for (i, st) in [ContainerStatus::Running, ContainerStatus::Paused, ContainerStatus::Created, ContainerStatus::Stopped]
-        .into_iter()
-        .enumerate()
+    for (i, st) in [
+        ContainerStatus::Running,
+        ContainerStatus::Paused,
+        ContainerStatus::Created,
+        ContainerStatus::Stopped,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let id = format!("{i}{}", "r".repeat(63));
         let state = ContainerState {
             state: st,
             ..running_state()
         };
-        s.add_container(&ctr_cfg(&id, &format!("r{i}")), &state).unwrap();
+        s.add_container(&ctr_cfg(&id, &format!("r{i}")), &state)
+            .unwrap();
     }
     s.refresh().unwrap();
     for r in s.all_containers().unwrap() {
-        assert_eq!(r.state.state, ContainerStatus::Configured, "{}", r.config.name);
+        assert_eq!(
+            r.state.state,
+            ContainerStatus::Configured,
+            "{}",
+            r.config.name
+        );
     }
 }
 
@@ -2072,13 +2376,17 @@ pub fn refresh_keeps_configs(f: Factory<'_>) {
     add_vol(&*s, "v");
     s.refresh().unwrap();
     assert_eq!(s.container(&id_of('a')).unwrap().config, c);
-    assert_eq!(s.pod(&id_of('p')).unwrap().config, pod_cfg(&id_of('p'), "p"));
+    assert_eq!(
+        s.pod(&id_of('p')).unwrap().config,
+        pod_cfg(&id_of('p'), "p")
+    );
     assert_eq!(s.volume("v").unwrap().config, vol_cfg("v"));
 }
 
 pub fn refresh_clears_runtime_fields(f: Factory<'_>) {
     let s = f();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+        .unwrap();
     s.refresh().unwrap();
     let st = s.container_state(&id_of('a')).unwrap();
     assert_eq!((st.pid, st.conmon_pid), (0, 0));
@@ -2123,8 +2431,10 @@ pub fn refresh_clears_volume_mounts(f: Factory<'_>) {
 
 pub fn refresh_covers_all_namespaces(f: Factory<'_>) {
     let s = f();
-    s.add_container(&ctr_ns(&id_of('a'), "a", "ns1"), &running_state()).unwrap();
-    s.add_container(&ctr_ns(&id_of('b'), "b", "ns2"), &running_state()).unwrap();
+    s.add_container(&ctr_ns(&id_of('a'), "a", "ns1"), &running_state())
+        .unwrap();
+    s.add_container(&ctr_ns(&id_of('b'), "b", "ns2"), &running_state())
+        .unwrap();
     s.with_namespace("ns1").unwrap().refresh().unwrap();
     for r in s.all_containers().unwrap() {
         assert_eq!(r.state.state, ContainerStatus::Configured);
@@ -2140,7 +2450,8 @@ pub fn refresh_empty_ok(f: Factory<'_>) {
 
 pub fn refresh_resets_podman_extras(f: Factory<'_>) {
     let s = f();
-    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state()).unwrap();
+    s.add_container(&ctr_cfg(&id_of('a'), "a"), &running_state())
+        .unwrap();
     s.refresh().unwrap();
     let st = s.container_state(&id_of('a')).unwrap();
     assert_eq!(st.extra["checkpointedTime"], json!("0001-01-01T00:00:00Z"));

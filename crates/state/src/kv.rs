@@ -63,7 +63,12 @@ pub fn check_schema_marker(path: &Path, value: Option<&[u8]>) -> Result<u32, Sta
     let s = std::str::from_utf8(v)
         .ok()
         .and_then(|s| s.strip_prefix(MARKER_PREFIX))
-        .ok_or_else(|| corrupt(format!("foreign or garbled schema marker {:?}", String::from_utf8_lossy(v))))?;
+        .ok_or_else(|| {
+            corrupt(format!(
+                "foreign or garbled schema marker {:?}",
+                String::from_utf8_lossy(v)
+            ))
+        })?;
     let found: u32 = s
         .parse()
         .map_err(|_| corrupt(format!("garbled schema version {s:?}")))?;
@@ -155,12 +160,17 @@ impl Txn<'_> {
     }
 
     fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StateError::invalid(format!("cannot encode record: {e}")))?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| StateError::invalid(format!("cannot encode record: {e}")))?;
         self.put(key, bytes);
         Ok(())
     }
 
-    fn get_json<T: DeserializeOwned>(&self, key: &[u8], what: &str) -> Result<Option<T>, StateError> {
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<T>, StateError> {
         match self.get(key)? {
             None => Ok(None),
             Some(bytes) => decode(&self.path, &bytes, what).map(Some),
@@ -231,7 +241,9 @@ fn check_ident(what: &str, v: &str) -> Result<(), StateError> {
         return Err(StateError::invalid(format!("empty {what}")));
     }
     if v.contains('\0') {
-        return Err(StateError::invalid(format!("{what} {v:?} contains a NUL byte")));
+        return Err(StateError::invalid(format!(
+            "{what} {v:?} contains a NUL byte"
+        )));
     }
     Ok(())
 }
@@ -272,7 +284,10 @@ impl<S: KvStore> KvState<S> {
             .unwrap_or_else(|| PathBuf::from(format!("<{}>", self.store.backend())))
     }
 
-    fn read<T>(&self, mut f: impl FnMut(&Txn<'_>) -> Result<T, StateError>) -> Result<T, StateError> {
+    fn read<T>(
+        &self,
+        mut f: impl FnMut(&Txn<'_>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
         let path = self.err_path();
         let mut out = None;
         self.store.transact(&mut |r| {
@@ -398,7 +413,9 @@ impl<S: KvStore> KvState<S> {
 
     fn load_vol(&self, tx: &Txn<'_>, name: &str) -> Result<Option<VolumeRecord>, StateError> {
         check_ident("volume name", name)?;
-        let Some(config) = tx.get_json::<VolumeConfig>(&key(&["v", name, "c"]), &format!("volume {name} config"))? else {
+        let Some(config) =
+            tx.get_json::<VolumeConfig>(&key(&["v", name, "c"]), &format!("volume {name} config"))?
+        else {
             return Ok(None);
         };
         if !self.visible(&config.namespace) {
@@ -513,7 +530,11 @@ impl<S: KvStore> KvState<S> {
 }
 
 impl<S: KvStore> ContainerStore for KvState<S> {
-    fn add_container(&self, config: &ContainerConfig, state: &ContainerState) -> Result<(), StateError> {
+    fn add_container(
+        &self,
+        config: &ContainerConfig,
+        state: &ContainerState,
+    ) -> Result<(), StateError> {
         check_ident("container id", &config.id)?;
         check_ident("container name", &config.name)?;
         self.check_ns("container", &config.id, &config.namespace)?;
@@ -654,7 +675,8 @@ impl<S: KvStore> ContainerStore for KvState<S> {
             let mut e = self.entry(tx, ObjectKind::Container, id)?;
             let old = self.load_ctr(tx, id)?.config;
             let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-            let vols = |v: &[NamedVolume]| v.iter().map(|v| v.name.clone()).collect::<BTreeSet<_>>();
+            let vols =
+                |v: &[NamedVolume]| v.iter().map(|v| v.name.clone()).collect::<BTreeSet<_>>();
             let unchanged = |what: &str, same: bool| {
                 if same {
                     Ok(())
@@ -666,8 +688,14 @@ impl<S: KvStore> ContainerStore for KvState<S> {
             };
             unchanged("pod", old.pod == config.pod)?;
             unchanged("namespace", old.namespace == config.namespace)?;
-            unchanged("dependencies", set(&old.dependencies) == set(&config.dependencies))?;
-            unchanged("named volumes", vols(&old.named_volumes) == vols(&config.named_volumes))?;
+            unchanged(
+                "dependencies",
+                set(&old.dependencies) == set(&config.dependencies),
+            )?;
+            unchanged(
+                "named volumes",
+                vols(&old.named_volumes) == vols(&config.named_volumes),
+            )?;
             if old.name != config.name {
                 self.check_name_free(tx, &config.name)?;
                 tx.del(key(&["n", &old.name]));
@@ -682,7 +710,8 @@ impl<S: KvStore> ContainerStore for KvState<S> {
     fn all_containers(&self) -> Result<Vec<ContainerRecord>, StateError> {
         self.read(|tx| {
             self.list(tx, "c", "container", |id, c, s| {
-                let config: ContainerConfig = decode(&tx.path, &c, &format!("container {id} config"))?;
+                let config: ContainerConfig =
+                    decode(&tx.path, &c, &format!("container {id} config"))?;
                 if !self.visible(&config.namespace) {
                     return Ok(None);
                 }
@@ -984,7 +1013,9 @@ impl<S: KvStore> VolumeStore for KvState<S> {
 impl<S: KvStore> ExitCodes for KvState<S> {
     fn record_exit_code(&self, id: &str, exit: ExitCode) -> Result<(), StateError> {
         check_ident("container id", id)?;
-        self.write("record an exit code", |tx| tx.put_json(key(&["x", id]), &exit))
+        self.write("record an exit code", |tx| {
+            tx.put_json(key(&["x", id]), &exit)
+        })
     }
 
     fn exit_code(&self, id: &str) -> Result<ExitCode, StateError> {

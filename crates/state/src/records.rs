@@ -93,7 +93,10 @@ impl ContainerStatus {
 
     /// The status with podman's number `n`.
     pub fn from_number(n: u64) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| u64::from(s.number()) == n)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|s| u64::from(s.number()) == n)
     }
 
     /// Podman's name (`podman ps` shows configured as `created`).
@@ -169,7 +172,11 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub spec: Value,
     /// User labels.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Ids of containers this one depends on.
     #[serde(rename = "Dependencies", default, deserialize_with = "null_default")]
@@ -186,13 +193,21 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime: String,
     /// Persistent per-container directory.
-    #[serde(rename = "staticDir", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "staticDir",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub static_dir: String,
     /// Container log file.
     #[serde(rename = "logPath", default, skip_serializing_if = "String::is_empty")]
     pub log_path: String,
     /// conmon's pid file.
-    #[serde(rename = "conmonPidFile", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "conmonPidFile",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub conmon_pid_file: String,
     /// Signal that stops it.
     #[serde(rename = "stopSignal", default, skip_serializing_if = "is_zero_u32")]
@@ -201,7 +216,11 @@ pub struct ContainerConfig {
     #[serde(rename = "stopTimeout", default)]
     pub stop_timeout: u32,
     /// Restart policy (`no`, `on-failure`, `always`, `unless-stopped`); empty for none.
-    #[serde(rename = "restart_policy", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "restart_policy",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub restart_policy: String,
     /// Retries for `on-failure`.
     #[serde(rename = "restart_tries", default, skip_serializing_if = "is_zero_u32")]
@@ -223,7 +242,11 @@ pub struct ContainerConfig {
     )]
     pub create_command: Vec<String>,
     /// Network mode (`none`, `host`, `bridge`, …).
-    #[serde(rename = "networkMode", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "networkMode",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub network_mode: String,
     /// Host name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -250,7 +273,11 @@ pub struct ContainerState {
     #[serde(rename = "state", default)]
     pub state: ContainerStatus,
     /// Path of the OCI config written for the runtime.
-    #[serde(rename = "configPath", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "configPath",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub config_path: String,
     /// Per-boot directory of the container.
     #[serde(rename = "runDir", default, skip_serializing_if = "String::is_empty")]
@@ -259,7 +286,11 @@ pub struct ContainerState {
     #[serde(default, skip_serializing_if = "is_false")]
     pub mounted: bool,
     /// Where its root filesystem is mounted.
-    #[serde(rename = "mountPoint", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mountPoint",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub mount_point: String,
     /// When it last started.
     #[serde(rename = "startedTime", default)]
@@ -292,7 +323,11 @@ pub struct ContainerState {
     #[serde(rename = "stoppedByUser", default, skip_serializing_if = "is_false")]
     pub stopped_by_user: bool,
     /// Whether the restart policy matched on the last exit.
-    #[serde(rename = "restartPolicyMatch", default, skip_serializing_if = "is_false")]
+    #[serde(
+        rename = "restartPolicyMatch",
+        default,
+        skip_serializing_if = "is_false"
+    )]
     pub restart_policy_match: bool,
     /// Exec sessions by id (opaque records).
     #[serde(
@@ -311,7 +346,11 @@ pub struct ContainerState {
     )]
     pub bind_mounts: BTreeMap<String, String>,
     /// Network status from the network backend (opaque).
-    #[serde(rename = "networkStatus", default, skip_serializing_if = "Value::is_null")]
+    #[serde(
+        rename = "networkStatus",
+        default,
+        skip_serializing_if = "Value::is_null"
+    )]
     pub network_status: Value,
     /// Fields rpod does not model, kept as they were.
     #[serde(flatten)]
@@ -392,7 +431,11 @@ pub struct PodConfig {
     #[serde(default, deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
     /// Parent cgroup of the pod.
-    #[serde(rename = "cgroupParent", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "cgroupParent",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cgroup_parent: String,
     /// When it was created.
     #[serde(rename = "created", default)]
@@ -575,8 +618,14 @@ mod tests {
 
     #[test]
     fn podman_state_numbers() {
-        assert_eq!(serde_json::to_string(&ContainerStatus::Exited).unwrap(), "6");
-        assert_eq!(serde_json::from_str::<ContainerStatus>("3").unwrap(), ContainerStatus::Running);
+        assert_eq!(
+            serde_json::to_string(&ContainerStatus::Exited).unwrap(),
+            "6"
+        );
+        assert_eq!(
+            serde_json::from_str::<ContainerStatus>("3").unwrap(),
+            ContainerStatus::Running
+        );
         assert!(serde_json::from_str::<ContainerStatus>("42").is_err());
     }
 

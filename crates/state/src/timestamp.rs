@@ -24,14 +24,16 @@ pub struct Timestamp(OffsetDateTime);
 
 impl Timestamp {
     /// Go's zero time: "never".
-    pub const ZERO: Timestamp = Timestamp(PrimitiveDateTime::new(
-        match Date::from_calendar_date(1, Month::January, 1) {
-            Ok(d) => d,
-            Err(_) => panic!("valid date"),
-        },
-        Time::MIDNIGHT,
-    )
-    .assume_utc());
+    pub const ZERO: Timestamp = Timestamp(
+        PrimitiveDateTime::new(
+            match Date::from_calendar_date(1, Month::January, 1) {
+                Ok(d) => d,
+                Err(_) => panic!("valid date"),
+            },
+            Time::MIDNIGHT,
+        )
+        .assume_utc(),
+    );
 
     /// The current time (UTC).
     pub fn now() -> Self {

@@ -19,7 +19,11 @@ pub trait ContainerStore {
     /// the state has one), a dependency is itself, a pod, in another namespace
     /// or another pod, or the pod is in another namespace; `NotFound` if a
     /// dependency, its pod or a named volume does not exist.
-    fn add_container(&self, config: &ContainerConfig, state: &ContainerState) -> Result<(), StateError>;
+    fn add_container(
+        &self,
+        config: &ContainerConfig,
+        state: &ContainerState,
+    ) -> Result<(), StateError>;
 
     /// Removes a container (and its membership of a pod, its volume uses and
     /// its dependency edges). Fails with `InUse` (dependents) if other

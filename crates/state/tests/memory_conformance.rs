@@ -11,7 +11,10 @@ rpod_state::model_test!(fresh);
 
 #[test]
 fn every_conformance_test_is_listed_once() {
-    let mut names: Vec<&str> = rpod_state::conformance::ALL.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = rpod_state::conformance::ALL
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
     let n = names.len();
     names.sort_unstable();
     names.dedup();

@@ -47,7 +47,10 @@ fn options_from_config() {
     let mut cfg = config(tmp.path());
     let o = StateOptions::from_config(&cfg);
     assert_eq!(o.path, None);
-    assert_eq!(o.path_or_default("x.db"), tmp.path().join("root/static/x.db"));
+    assert_eq!(
+        o.path_or_default("x.db"),
+        tmp.path().join("root/static/x.db")
+    );
     assert_eq!(o.busy_timeout, DEFAULT_BUSY_TIMEOUT);
     assert!(!o.read_only);
     cfg.db_path = tmp.path().join("elsewhere.db");
@@ -72,8 +75,14 @@ fn db_config_from_runtime_config() {
 #[test]
 fn read_only_memory_refuses_writes() {
     let s = open_memory(&StateOptions::at("/nonexistent/x").read_only(true)).unwrap();
-    let c = ContainerConfig { id: "a".repeat(64), name: "a".into(), ..Default::default() };
-    let err = s.add_container(&c, &ContainerState::configured()).unwrap_err();
+    let c = ContainerConfig {
+        id: "a".repeat(64),
+        name: "a".into(),
+        ..Default::default()
+    };
+    let err = s
+        .add_container(&c, &ContainerState::configured())
+        .unwrap_err();
     assert!(matches!(err, StateError::ReadOnly { .. }), "{err:?}");
     assert!(s.all_containers().unwrap().is_empty());
 }

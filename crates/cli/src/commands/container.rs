@@ -86,7 +86,12 @@ pub struct CreateArgs {
     #[arg(long, default_value = "no")]
     pub restart: String,
     /// ROOTFS followed by the command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "ROOTFS [COMMAND [ARG...]]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ROOTFS [COMMAND [ARG...]]"
+    )]
     pub args: Vec<String>,
 }
 
@@ -353,7 +358,13 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stdin: Option<Box<dyn std::io::Read + Send>> = Some(Box::new(std::io::stdin()));
-    let (config, code) = rt.run_container(&opts, a.detach, stdin, &mut stdout.lock(), &mut stderr.lock())?;
+    let (config, code) = rt.run_container(
+        &opts,
+        a.detach,
+        stdin,
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    )?;
     match code {
         None => {
             println!("{}", config.id);
@@ -373,12 +384,22 @@ pub fn start(g: &GlobalOpts, a: StartArgs) -> Result<()> {
         }
         let id = {
             let mut c = rt.lock_container(&a.containers[0])?;
-            c.init().or_else(|e| if c.state().state == rpod_state::ContainerStatus::Created { Ok(()) } else { Err(e) })?;
+            c.init().or_else(|e| {
+                if c.state().state == rpod_state::ContainerStatus::Created {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
             c.id().to_string()
         };
         let sock = rpod_oci::AttachSocket::connect(&rt.bundle_dir(&id))?;
         rt.lock_container(&id)?.start()?;
-        sock.stream(None, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+        sock.stream(
+            None,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )?;
         let code = rt.wait_container(&id)?;
         if code != 0 {
             return Err(ExitStatus(code.clamp(0, 255) as u8).into());
@@ -403,7 +424,11 @@ pub fn start(g: &GlobalOpts, a: StartArgs) -> Result<()> {
 
 fn targets(rt: &Runtime, names: &[String], all: bool, what: &str) -> Result<Vec<String>> {
     if all {
-        return Ok(rt.list_containers()?.into_iter().map(|r| r.config.id).collect());
+        return Ok(rt
+            .list_containers()?
+            .into_iter()
+            .map(|r| r.config.id)
+            .collect());
     }
     if names.is_empty() {
         bail!("{what} requires at least one container name or id, or --all");
@@ -464,7 +489,10 @@ pub fn rm(g: &GlobalOpts, a: RmArgs) -> Result<()> {
     for_each(&names, |n| Ok(rt.lock_container(n)?.remove(a.force)?))
 }
 
-fn matches_filter(rec: &rpod_state::ContainerRecord, filters: &BTreeMap<String, Vec<String>>) -> Result<bool> {
+fn matches_filter(
+    rec: &rpod_state::ContainerRecord,
+    filters: &BTreeMap<String, Vec<String>>,
+) -> Result<bool> {
     for (key, values) in filters {
         let any = values.iter().any(|v| match key.as_str() {
             "name" => rec.config.name.contains(v.as_str()),
@@ -494,15 +522,32 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             bail!("invalid filter {k:?}: expected one of name, id, label, status");
         }
         if k == "status"
-            && !matches!(v, "created" | "running" | "paused" | "exited" | "stopped" | "stopping" | "removing" | "unknown")
+            && !matches!(
+                v,
+                "created"
+                    | "running"
+                    | "paused"
+                    | "exited"
+                    | "stopped"
+                    | "stopping"
+                    | "removing"
+                    | "unknown"
+            )
         {
             bail!("invalid status filter {v:?}: expected created, running, paused, exited, stopping or removing");
         }
-        filters.entry(k.to_string()).or_default().push(v.to_string());
+        filters
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_string());
     }
     let rt = runtime(g)?;
     let mut list = rt.list_containers()?;
-    list.retain(|r| a.all || r.state.state == rpod_state::ContainerStatus::Running || filters.contains_key("status"));
+    list.retain(|r| {
+        a.all
+            || r.state.state == rpod_state::ContainerStatus::Running
+            || filters.contains_key("status")
+    });
     let mut kept = Vec::new();
     for r in list {
         if matches_filter(&r, &filters)? {
@@ -525,7 +570,11 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    writeln!(out, "{:<12}  {:<20}  {:<20}  {:<14}  {:<24}  {:<6}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS")?;
+    writeln!(
+        out,
+        "{:<12}  {:<20}  {:<20}  {:<14}  {:<24}  {:<6}  NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
+    )?;
     for r in &kept {
         let e = inspect::ps_entry(r);
         let mut cmd = e.Command.join(" ");
@@ -559,7 +608,11 @@ pub fn inspect_cmd(g: &GlobalOpts, a: InspectArgs) -> Result<()> {
     let mut docs = Vec::new();
     for n in &a.containers {
         let mut rec = rt.lookup_container(n)?;
-        if let Some(fresh) = rt.list_containers()?.into_iter().find(|r| r.config.id == rec.config.id) {
+        if let Some(fresh) = rt
+            .list_containers()?
+            .into_iter()
+            .find(|r| r.config.id == rec.config.id)
+        {
             rec = fresh;
         }
         docs.push(inspect::inspect(&rec));
@@ -590,19 +643,31 @@ pub fn logs(g: &GlobalOpts, a: LogsArgs) -> Result<()> {
         rt.list_containers()
             .ok()
             .and_then(|l| l.into_iter().find(|r| r.config.id == id))
-            .is_some_and(|r| matches!(r.state.state, rpod_state::ContainerStatus::Running | rpod_state::ContainerStatus::Paused | rpod_state::ContainerStatus::Created))
+            .is_some_and(|r| {
+                matches!(
+                    r.state.state,
+                    rpod_state::ContainerStatus::Running
+                        | rpod_state::ContainerStatus::Paused
+                        | rpod_state::ContainerStatus::Created
+                )
+            })
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
-    rpod_oci::logs::read_log(std::path::Path::new(&rec.config.log_path), &opts, &running, &mut |line| {
-        line.write_to(&mut out, &mut err, a.timestamps)
-            .map_err(|e| rpod_oci::OciError::Io {
-                path: PathBuf::from("<stdout>"),
-                source: e,
-            })
-    })?;
+    rpod_oci::logs::read_log(
+        std::path::Path::new(&rec.config.log_path),
+        &opts,
+        &running,
+        &mut |line| {
+            line.write_to(&mut out, &mut err, a.timestamps)
+                .map_err(|e| rpod_oci::OciError::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                })
+        },
+    )?;
     Ok(())
 }
 

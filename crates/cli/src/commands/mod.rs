@@ -1,8 +1,8 @@
 //! The command tree. One module per command or command group; each has an
 //! `Args` struct (clap) and a `run` function that calls the engine and prints.
 
-mod events;
 mod container;
+mod events;
 mod info;
 mod system;
 

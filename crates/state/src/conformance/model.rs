@@ -30,14 +30,25 @@ fn full_id(i: usize) -> String {
 #[derive(Debug, Clone)]
 #[allow(missing_docs)]
 pub enum Op {
-    AddCtr { id: usize, name: usize, ns: usize, pod: Option<usize>, dep: Option<usize>, vol: Option<usize> },
+    AddCtr {
+        id: usize,
+        name: usize,
+        ns: usize,
+        pod: Option<usize>,
+        dep: Option<usize>,
+        vol: Option<usize>,
+    },
     RemoveCtr(usize),
     Get(usize),
     SaveState(usize, u8),
     Rename(usize, usize),
     Lookup(usize),
     Dependents(usize),
-    AddPod { id: usize, name: usize, ns: usize },
+    AddPod {
+        id: usize,
+        name: usize,
+        ns: usize,
+    },
     RemovePod(usize),
     RemovePodCtrs(usize),
     LookupPod(usize),
@@ -98,12 +109,22 @@ pub fn outcome<T: Debug>(r: Result<T, StateError>) -> String {
         Ok(v) => format!("ok {v:?}"),
         Err(e) => match e {
             StateError::NotFound { what, kind } => format!("NotFound {kind} {what}"),
-            StateError::Ambiguous { prefix, kind, count } => format!("Ambiguous {kind} {prefix} {count}"),
-            StateError::NameInUse { name, kind, holder } => format!("NameInUse {name} {kind} {holder}"),
+            StateError::Ambiguous {
+                prefix,
+                kind,
+                count,
+            } => format!("Ambiguous {kind} {prefix} {count}"),
+            StateError::NameInUse { name, kind, holder } => {
+                format!("NameInUse {name} {kind} {holder}")
+            }
             StateError::IdInUse { id, kind } => format!("IdInUse {id} {kind}"),
             StateError::Invalid { .. } => "Invalid".to_string(),
-            StateError::InUse { id, kind, by, what } => format!("InUse {id} {kind} {by:?} {what:?}"),
-            StateError::DbConfigMismatch { key, db, current } => format!("DbConfigMismatch {key} {db} {current}"),
+            StateError::InUse { id, kind, by, what } => {
+                format!("InUse {id} {kind} {by:?} {what:?}")
+            }
+            StateError::DbConfigMismatch { key, db, current } => {
+                format!("DbConfigMismatch {key} {db} {current}")
+            }
             other => format!("unexpected error: {other}"),
         },
     }
@@ -116,7 +137,14 @@ fn secs(t: i64) -> Timestamp {
 /// Runs one operation; returns its outcome.
 pub fn apply(s: &dyn State, ns: &str, op: &Op) -> String {
     match op {
-        Op::AddCtr { id, name, ns: cns, pod, dep, vol } => {
+        Op::AddCtr {
+            id,
+            name,
+            ns: cns,
+            pod,
+            dep,
+            vol,
+        } => {
             let mut c = ctr_ns(&full_id(*id), NAMES[*name], NAMESPACES[*cns]);
             if c.namespace.is_empty() && !ns.is_empty() {
                 c.namespace = ns.to_string();
@@ -173,7 +201,11 @@ pub fn apply(s: &dyn State, ns: &str, op: &Op) -> String {
         Op::PodCtrs(i) => outcome(s.pod_containers(&full_id(*i))),
         Op::AddVol(v, vns) => {
             let mut c = vol_cfg(VOLS[*v]);
-            c.namespace = if ns.is_empty() { NAMESPACES[*vns].to_string() } else { ns.to_string() };
+            c.namespace = if ns.is_empty() {
+                NAMESPACES[*vns].to_string()
+            } else {
+                ns.to_string()
+            };
             outcome(s.add_volume(&c, &VolumeState::default()))
         }
         Op::RemoveVol(v) => outcome(s.remove_volume(VOLS[*v])),
