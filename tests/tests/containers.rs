@@ -463,3 +463,52 @@ fn twenty_parallel_runs_succeed_and_leak_nothing() {
         .next()
         .is_none());
 }
+
+#[test]
+fn every_state_and_lock_backend_runs_containers() {
+    if !have_container_tools() {
+        return;
+    }
+    let rootfs = Env::rootfs_arg();
+    for db in ["sled", "bolt"] {
+        for lock in ["shm", "file"] {
+            let env = Env::new();
+            let lock_dir = env.path("locks").display().to_string();
+            let mut base = vec!["--db-backend", db, "--lock-type", lock];
+            if lock == "file" {
+                base.extend(["--lock-path", lock_dir.as_str()]);
+            }
+            let with = |args: &[&str]| {
+                let mut v = base.clone();
+                v.extend_from_slice(args);
+                env.rpod(&v)
+            };
+            let r = with(&[
+                "run",
+                "--name",
+                "combo",
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                "echo $0-ok; exit 5",
+                db,
+            ]);
+            assert_eq!(r.code, 5, "{db}/{lock}: {r:?}");
+            assert_eq!(r.stdout, format!("{db}-ok\n"));
+            let ps = with(&["ps", "-a", "--format", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
+            assert_eq!(v[0]["ExitCode"], 5, "{db}/{lock}");
+            ok(&with(&["rm", "combo"]));
+            let db_file = env.path(&format!("root/static/{db}_state.db"));
+            assert!(
+                db_file.exists(),
+                "{db}/{lock}: no database at {}",
+                db_file.display()
+            );
+            if lock == "file" {
+                ok(&with(&["rm", "-f", "--all"]));
+            }
+        }
+    }
+}

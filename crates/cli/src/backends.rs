@@ -9,6 +9,7 @@
 pub const BUILTIN: &[(&str, &str)] = &[
     ("state.v1", "memory"),
     ("state.v1", "sled"),
+    ("state.v1", "bolt"),
     ("lock.v1", "shm"),
     ("lock.v1", "file"),
     ("events.v1", "file"),
@@ -20,6 +21,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub fn link() {
     // Referring to a function of each crate keeps it (and its registration) linked.
     std::hint::black_box(rpod_state_sled::open_sled as *const ());
+    std::hint::black_box(rpod_state_bolt::open_bolt as *const ());
     std::hint::black_box(rpod_lock_shm::open_factory as *const ());
     std::hint::black_box(rpod_lock_file::open_factory as *const ());
     std::hint::black_box(rpod_events::open as *const ());

@@ -1,6 +1,6 @@
 //! The conformance suite every lock backend must pass (feature `conformance`).
 //!
-//! Each public function checks one part of the [`LockManager`] / [`Lock`]
+//! Each public function checks one part of the [`LockManager`] / [`Lock`](crate::Lock)
 //! contract against a backend described by a [`Subject`], using real storage
 //! in a fresh temporary directory. [`lock_conformance_tests!`](crate::lock_conformance_tests)
 //! expands all of them into individually named `#[test]`s:

@@ -150,6 +150,18 @@ impl KvRead for DbRead<'_> {
             .collect::<Result<_, _>>()
             .map_err(|e| sled_err("reading", self.path, e))
     }
+
+    fn for_each(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        for r in self.db.scan_prefix(prefix) {
+            let (k, v) = r.map_err(|e| sled_err("reading", self.path, e))?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
 
 struct EmptyRead;

@@ -88,6 +88,19 @@ pub trait KvRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    /// Calls `f` on every `(key, value)` under `prefix`, in key order. The
+    /// default uses [`scan`](Self::scan); stores override it to avoid copies
+    /// (it is what listing uses).
+    fn for_each(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        for (k, v) in self.scan(prefix)? {
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes to apply atomically: `Some(value)` inserts, `None` removes.
@@ -138,6 +151,15 @@ impl Txn<'_> {
     }
 
     fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let pending = self
+            .batch
+            .ops
+            .range(prefix.to_vec()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix));
+        if !pending {
+            return self.base.scan(prefix);
+        }
         let mut m: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan(prefix)?.into_iter().collect();
         for (k, v) in self.batch.ops.range(prefix.to_vec()..) {
             if !k.starts_with(prefix) {
@@ -149,6 +171,26 @@ impl Txn<'_> {
             };
         }
         Ok(m.into_iter().collect())
+    }
+
+    fn for_each(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let pending = self
+            .batch
+            .ops
+            .range(prefix.to_vec()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix));
+        if !pending {
+            return self.base.for_each(prefix, f);
+        }
+        for (k, v) in self.scan(prefix)? {
+            f(&k, &v)?;
+        }
+        Ok(())
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -475,57 +517,101 @@ impl<S: KvStore> KvState<S> {
         Ok(())
     }
 
-    fn list<T>(
-        &self,
-        tx: &Txn<'_>,
-        pfx: &str,
-        what: &str,
-        mut make: impl FnMut(String, Vec<u8>, Option<Vec<u8>>) -> Result<Option<T>, StateError>,
-    ) -> Result<Vec<T>, StateError> {
-        // Keys come as `<pfx>\0<id>\0c` then `<pfx>\0<id>\0s`.
+    /// Every visible record of kind `R`, from keys `<pfx>\0<id>\0c` (config)
+    /// and `<pfx>\0<id>\0s` (state), decoded straight from the store.
+    fn list<R: Listed>(&self, tx: &Txn<'_>, pfx: &str) -> Result<Vec<R>, StateError> {
         let mut out = Vec::new();
-        let mut pending: Option<(String, Vec<u8>)> = None;
+        // (id, config if visible) waiting for its state
+        let mut pending: Option<(String, Option<R::Config>)> = None;
         let skip = pfx.len() + 1;
-        for (k, v) in tx.scan(&prefix(&[pfx]))? {
+        let path = &tx.path;
+        let what = R::WHAT;
+        tx.for_each(&prefix(&[pfx]), &mut |k, v| {
             let rest = &k[skip..];
             let Some(pos) = rest.iter().rposition(|b| *b == 0) else {
                 return Err(StateError::Corrupt {
-                    path: tx.path.clone(),
-                    reason: format!("malformed {what} key {:?}", String::from_utf8_lossy(&k)),
+                    path: path.clone(),
+                    reason: format!("malformed {what} key {:?}", String::from_utf8_lossy(k)),
                 });
             };
-            let id = String::from_utf8_lossy(&rest[..pos]).into_owned();
+            let id = &rest[..pos];
             match &rest[pos + 1..] {
                 b"c" => {
-                    if let Some((pid, cfg)) = pending.take() {
-                        if let Some(t) = make(pid, cfg, None)? {
-                            out.push(t);
-                        }
+                    if let Some((_, Some(cfg))) = pending.take() {
+                        out.push(R::make(cfg, Default::default()));
                     }
-                    pending = Some((id, v));
+                    let id = String::from_utf8_lossy(id).into_owned();
+                    let cfg: R::Config = decode(path, v, &format!("{what} {id} config"))?;
+                    let cfg = self.visible(R::namespace(&cfg)).then_some(cfg);
+                    pending = Some((id, cfg));
                 }
                 b"s" => match pending.take() {
-                    Some((pid, cfg)) if pid == id => {
-                        if let Some(t) = make(pid, cfg, Some(v))? {
-                            out.push(t);
+                    Some((pid, cfg)) if pid.as_bytes() == id => {
+                        if let Some(cfg) = cfg {
+                            let st: R::State = decode(path, v, &format!("{what} {pid} state"))?;
+                            out.push(R::make(cfg, st));
                         }
                     }
                     _ => {
                         return Err(StateError::Corrupt {
-                            path: tx.path.clone(),
-                            reason: format!("{what} {id} has a state but no config"),
+                            path: path.clone(),
+                            reason: format!("{what} {} has a state but no config", String::from_utf8_lossy(id)),
                         })
                     }
                 },
                 _ => {}
             }
-        }
-        if let Some((pid, cfg)) = pending.take() {
-            if let Some(t) = make(pid, cfg, None)? {
-                out.push(t);
-            }
+            Ok(())
+        })?;
+        if let Some((_, Some(cfg))) = pending.take() {
+            out.push(R::make(cfg, Default::default()));
         }
         Ok(out)
+    }
+}
+
+/// A record kind stored as a config and a state.
+trait Listed: Sized {
+    type Config: DeserializeOwned;
+    type State: DeserializeOwned + Default;
+    const WHAT: &'static str;
+    fn namespace(c: &Self::Config) -> &str;
+    fn make(c: Self::Config, s: Self::State) -> Self;
+}
+
+impl Listed for ContainerRecord {
+    type Config = ContainerConfig;
+    type State = ContainerState;
+    const WHAT: &'static str = "container";
+    fn namespace(c: &ContainerConfig) -> &str {
+        &c.namespace
+    }
+    fn make(config: ContainerConfig, state: ContainerState) -> Self {
+        ContainerRecord { config, state }
+    }
+}
+
+impl Listed for PodRecord {
+    type Config = PodConfig;
+    type State = PodState;
+    const WHAT: &'static str = "pod";
+    fn namespace(c: &PodConfig) -> &str {
+        &c.namespace
+    }
+    fn make(config: PodConfig, state: PodState) -> Self {
+        PodRecord { config, state }
+    }
+}
+
+impl Listed for VolumeRecord {
+    type Config = VolumeConfig;
+    type State = VolumeState;
+    const WHAT: &'static str = "volume";
+    fn namespace(c: &VolumeConfig) -> &str {
+        &c.namespace
+    }
+    fn make(config: VolumeConfig, state: VolumeState) -> Self {
+        VolumeRecord { config, state }
     }
 }
 
@@ -708,20 +794,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
     }
 
     fn all_containers(&self) -> Result<Vec<ContainerRecord>, StateError> {
-        self.read(|tx| {
-            self.list(tx, "c", "container", |id, c, s| {
-                let config: ContainerConfig =
-                    decode(&tx.path, &c, &format!("container {id} config"))?;
-                if !self.visible(&config.namespace) {
-                    return Ok(None);
-                }
-                let state = match s {
-                    Some(s) => decode(&tx.path, &s, &format!("container {id} state"))?,
-                    None => ContainerState::default(),
-                };
-                Ok(Some(ContainerRecord { config, state }))
-            })
-        })
+        self.read(|tx| self.list(tx, "c"))
     }
 
     fn container_dependents(&self, id: &str) -> Result<Vec<String>, StateError> {
@@ -828,19 +901,7 @@ impl<S: KvStore> PodStore for KvState<S> {
     }
 
     fn all_pods(&self) -> Result<Vec<PodRecord>, StateError> {
-        self.read(|tx| {
-            self.list(tx, "p", "pod", |id, c, s| {
-                let config: PodConfig = decode(&tx.path, &c, &format!("pod {id} config"))?;
-                if !self.visible(&config.namespace) {
-                    return Ok(None);
-                }
-                let state = match s {
-                    Some(s) => decode(&tx.path, &s, &format!("pod {id} state"))?,
-                    None => PodState::default(),
-                };
-                Ok(Some(PodRecord { config, state }))
-            })
-        })
+        self.read(|tx| self.list(tx, "p"))
     }
 
     fn pod_containers(&self, pod_id: &str) -> Result<Vec<String>, StateError> {
@@ -987,19 +1048,7 @@ impl<S: KvStore> VolumeStore for KvState<S> {
     }
 
     fn all_volumes(&self) -> Result<Vec<VolumeRecord>, StateError> {
-        self.read(|tx| {
-            self.list(tx, "v", "volume", |name, c, s| {
-                let config: VolumeConfig = decode(&tx.path, &c, &format!("volume {name} config"))?;
-                if !self.visible(&config.namespace) {
-                    return Ok(None);
-                }
-                let state = match s {
-                    Some(s) => decode(&tx.path, &s, &format!("volume {name} state"))?,
-                    None => VolumeState::default(),
-                };
-                Ok(Some(VolumeRecord { config, state }))
-            })
-        })
+        self.read(|tx| self.list(tx, "v"))
     }
 
     fn volume_users(&self, name: &str) -> Result<Vec<String>, StateError> {

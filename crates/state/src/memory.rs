@@ -46,6 +46,21 @@ impl KvRead for MapRead<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
+
+    fn for_each(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        for (k, v) in self
+            .0
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            f(k, v)?;
+        }
+        Ok(())
+    }
 }
 
 impl KvStore for MemoryKv {
