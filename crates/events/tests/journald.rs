@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -35,7 +35,14 @@ fn ensure_journald() -> bool {
     if Path::new(JOURNALD).exists() {
         let _ = std::fs::create_dir_all("/run/systemd/journal");
         // `setsid -f` detaches it: the journal outlives this test, like a system service.
-        let _ = Command::new("setsid").arg("-f").arg(JOURNALD).status();
+        // Null stdio: the daemon must not hold the test harness's output pipes open.
+        let _ = Command::new("setsid")
+            .arg("-f")
+            .arg(JOURNALD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
             if journal_listening() {

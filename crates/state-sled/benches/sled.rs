@@ -1,7 +1,9 @@
 //! Benchmarks of the `sled` backend at 10, 1,000 and 10,000 containers.
-//! Every operation opens the database, works, flushes if it wrote, and
-//! closes it, so each figure includes that cost; `open_only` is an operation
-//! that does nothing but open and close.
+//!
+//! `sled/N/*`: every operation opens the database, works, flushes if it
+//! wrote, and closes it (what a CLI command pays); `open_only` does nothing
+//! but open and close. `sled-held/N/*`: the same operations while the
+//! database is kept open with `SledKv::hold` (a short batch).
 
 use std::time::Duration;
 
@@ -17,7 +19,10 @@ fn benches(c: &mut Criterion) {
     for n in [10u64, 1_000, 10_000] {
         let dir = tempfile::tempdir().unwrap();
         let s = new_sled(&StateOptions::at(dir.path().join("bench.db"))).unwrap();
-        common::fill(&s, n);
+        {
+            let _held = s.store().hold().unwrap();
+            common::fill(&s, n);
+        }
         let mut g = c.benchmark_group(format!("sled/{n}"));
         g.measurement_time(Duration::from_secs(2));
         g.bench_function("open_only", |b| {
@@ -25,6 +30,9 @@ fn benches(c: &mut Criterion) {
         });
         g.finish();
         common::bench_state(c, "sled", &s, n, false);
+        let held = s.store().hold().unwrap();
+        common::bench_state(c, "sled-held", &s, n, false);
+        drop(held);
     }
 }
 

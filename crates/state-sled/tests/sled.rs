@@ -331,3 +331,49 @@ fn no_temporary_directories_left_behind() {
         .collect();
     assert_eq!(entries, vec![std::ffi::OsString::from("db")]);
 }
+
+#[test]
+fn hold_keeps_database_open_for_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db");
+    let s = new_sled(&opts(&path)).unwrap();
+    let ns = s.with_namespace("").unwrap();
+    {
+        let _held = s.store().hold().unwrap();
+        // while held, nobody else can open it
+        let err = rpod_state_sled::sled_config(&path).open().unwrap_err();
+        assert!(err.to_string().contains("lock"), "{err}");
+        s.add_container(&ctr_cfg(&id_of('a'), "a"), &ContainerState::configured())
+            .unwrap();
+        // views share the held database
+        assert!(ns.has_container(&id_of('a')).unwrap());
+        assert!(
+            matches!(s.store().hold(), Err(StateError::Invalid { .. })),
+            "holding twice is refused"
+        );
+    }
+    // released: another opener gets it, and the write is durable
+    drop(
+        rpod_state_sled::sled_config(&path)
+            .open()
+            .expect("released after the batch"),
+    );
+    let again = open_sled(&opts(&path)).unwrap();
+    assert!(again.has_container(&id_of('a')).unwrap());
+}
+
+#[test]
+fn other_threads_use_the_held_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db");
+    let s = new_sled(&opts(&path)).unwrap();
+    let held = s.store().hold().unwrap();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            s.add_container(&ctr_cfg(&id_of('b'), "b"), &ContainerState::configured())
+                .unwrap()
+        });
+    });
+    drop(held);
+    assert!(s.has_container(&id_of('b')).unwrap());
+}

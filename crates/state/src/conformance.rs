@@ -547,7 +547,7 @@ pub fn add_duplicate_id_fails(f: Factory<'_>) {
         }
         other => panic!("expected IdInUse, got {other:?}"),
     }
-    assert!(!s.lookup_container("other").is_ok());
+    assert!(s.lookup_container("other").is_err());
 }
 
 pub fn add_duplicate_name_fails(f: Factory<'_>) {
@@ -2061,7 +2061,8 @@ pub fn validate_checks_every_key(f: Factory<'_>) {
     let s = f();
     let base = dbc("/a");
     s.validate_db_config(&base).unwrap();
-    let variants: [(&str, fn(&mut DbConfig)); 6] = [
+    type Change = fn(&mut DbConfig);
+    let variants: [(&str, Change); 6] = [
         ("static-dir", |d| d.static_dir.push('x')),
         ("tmp-dir", |d| d.tmp_dir.push('x')),
         ("graph-root", |d| d.graph_root.push('x')),

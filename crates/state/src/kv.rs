@@ -82,20 +82,22 @@ pub fn check_schema_marker(path: &Path, value: Option<&[u8]>) -> Result<u32, Sta
     Ok(found)
 }
 
+/// `(key, value)` pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A callback over `(key, value)` pairs.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StateError> + 'a;
+
 /// Read access to a snapshot of the store.
 pub trait KvRead {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError>;
     /// Calls `f` on every `(key, value)` under `prefix`, in key order. The
     /// default uses [`scan`](Self::scan); stores override it to avoid copies
     /// (it is what listing uses).
-    fn for_each(
-        &self,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+    fn for_each(&self, prefix: &[u8], f: &mut Visitor<'_>) -> Result<(), StateError> {
         for (k, v) in self.scan(prefix)? {
             f(&k, &v)?;
         }
@@ -150,7 +152,7 @@ impl Txn<'_> {
         }
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError> {
         let pending = self
             .batch
             .ops
@@ -173,11 +175,7 @@ impl Txn<'_> {
         Ok(m.into_iter().collect())
     }
 
-    fn for_each(
-        &self,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+    fn for_each(&self, prefix: &[u8], f: &mut Visitor<'_>) -> Result<(), StateError> {
         let pending = self
             .batch
             .ops
@@ -555,7 +553,10 @@ impl<S: KvStore> KvState<S> {
                     _ => {
                         return Err(StateError::Corrupt {
                             path: path.clone(),
-                            reason: format!("{what} {} has a state but no config", String::from_utf8_lossy(id)),
+                            reason: format!(
+                                "{what} {} has a state but no config",
+                                String::from_utf8_lossy(id)
+                            ),
                         })
                     }
                 },

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::kv::{schema_marker, Batch, KvRead, KvState, KvStore, SCHEMA_KEY};
+use crate::kv::{schema_marker, Batch, Entries, KvRead, KvState, KvStore, Visitor, SCHEMA_KEY};
 use crate::{State, StateError, StateOptions};
 
 /// The backend name.
@@ -38,7 +38,7 @@ impl KvRead for MapRead<'_> {
         Ok(self.0.get(key).cloned())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError> {
         Ok(self
             .0
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
@@ -47,11 +47,7 @@ impl KvRead for MapRead<'_> {
             .collect())
     }
 
-    fn for_each(
-        &self,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+    fn for_each(&self, prefix: &[u8], f: &mut Visitor<'_>) -> Result<(), StateError> {
         for (k, v) in self
             .0
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
