@@ -6,7 +6,10 @@
 //!   its tests need.
 //! - `rootfs DIR`: build a small busybox root filesystem for tests and demos.
 //! - `demo`: the main job, end to end on a fresh machine.
+//! - `bench`: rpod and podman side by side (`RPOD_BENCH_N` repetitions, default
+//!   10; `RPOD_BENCH_BIG` containers for the large `ps -a`, default 1000).
 
+mod bench;
 mod rootfs;
 
 use std::path::{Path, PathBuf};
@@ -167,12 +170,18 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("deps") => deps(),
         Some("demo") => demo(),
+        Some("bench") => {
+            let n = std::env::var("RPOD_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+            let big = std::env::var("RPOD_BENCH_BIG").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+            run(cargo().args(["build", "--release", "--package", "rpod-cli"]))?;
+            bench::run(&bench::release_rpod(&workspace_root()), n, big)
+        }
         Some("rootfs") => {
             let dir = args.get(1).context("usage: cargo xtask rootfs DIR")?;
             rootfs::build(Path::new(dir))?;
             eprintln!("xtask: busybox root filesystem ready in {dir}");
             Ok(())
         }
-        _ => bail!("usage: cargo xtask ci | deps | demo | rootfs DIR"),
+        _ => bail!("usage: cargo xtask ci | deps | demo | bench | rootfs DIR"),
     }
 }

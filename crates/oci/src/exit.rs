@@ -106,9 +106,11 @@ pub enum ExitOutcome {
     MonitorGone,
 }
 
-/// Waits for `<exit_dir>/<id>` (stat every [`EXIT_POLL_INTERVAL`]); stops
-/// early when `monitor_pid` is given and that process is gone without an
-/// exit file.
+/// Waits for `<exit_dir>/<id>`, looking at first every millisecond and then
+/// less often, up to every [`EXIT_POLL_INTERVAL`] (an exit that is about to
+/// happen, as after the attach stream ended, is seen at once; a long wait
+/// costs little); stops early when `monitor_pid` is given and that process is
+/// gone without an exit file.
 pub fn wait_for_exit(
     exit_dir: &Path,
     id: &str,
@@ -116,6 +118,7 @@ pub fn wait_for_exit(
     timeout: Duration,
 ) -> Result<ExitOutcome, OciError> {
     let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
     loop {
         if let Some(code) = read_exit_code(exit_dir, id)? {
             return Ok(ExitOutcome::Exited(code));
@@ -135,7 +138,8 @@ pub fn wait_for_exit(
                 millis: timeout.as_millis(),
             });
         }
-        std::thread::sleep(EXIT_POLL_INTERVAL);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(EXIT_POLL_INTERVAL);
     }
 }
 

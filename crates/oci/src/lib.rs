@@ -57,6 +57,7 @@
 pub mod attach;
 mod discovery;
 mod error;
+pub mod exec;
 pub mod exit;
 pub mod logs;
 mod monitor;

@@ -215,7 +215,7 @@ impl ConmonMonitor {
 
     /// conmon's environment: `conmon_env_vars`, then the pipe variables and
     /// podman's `configureConmonEnv` set.
-    fn env(req: &CreateRequest) -> Vec<(String, String)> {
+    pub(crate) fn env(req: &CreateRequest) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = Vec::new();
         let mut set = |k: &str, v: String| {
             env.retain(|(x, _)| x != k);
@@ -294,7 +294,7 @@ pub(crate) fn parse_sync(packet: &[u8]) -> Option<(i64, Option<String>)> {
     Some((s.data, s.message))
 }
 
-fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, nix::Error> {
+pub(crate) fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, nix::Error> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let deadline = std::time::Instant::now() + timeout;
     loop {

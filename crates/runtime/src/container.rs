@@ -13,7 +13,7 @@ use std::time::Duration;
 use rpod_events::{Event, Status};
 use rpod_lock::LockGuard;
 use rpod_oci::exit::ExitOutcome;
-use rpod_oci::spec::{BindMount, NetworkMode, SeccompMode, SpecOptions};
+use rpod_oci::spec::{NetworkMode, SeccompMode, SpecOptions};
 use rpod_oci::{AttachSocket, Conmon, ConmonMonitor, CreateRequest, Monitor, OciRuntime};
 use rpod_state::{ContainerConfig, ContainerRecord, ContainerState, ContainerStatus, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{names, Result, Runtime, RuntimeError};
 
 /// Key under which the create options are kept in the container config.
-const CREATE_KEY: &str = "rpodCreate";
+pub(crate) const CREATE_KEY: &str = "rpodCreate";
 
 /// A restart policy (`--restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,8 +148,8 @@ impl CreateOptions {
                 Some(("seccomp", "unconfined")) => seccomp = SeccompMode::Unconfined,
                 Some(("seccomp", path)) => seccomp = SeccompMode::Path(PathBuf::from(path)),
                 None if opt == "no-new-privileges" => no_new_privileges = true,
-                Some(("no-new-privileges", v)) if v == "true" => no_new_privileges = true,
-                Some(("no-new-privileges", v)) if v == "false" => no_new_privileges = false,
+                Some(("no-new-privileges", "true")) => no_new_privileges = true,
+                Some(("no-new-privileges", "false")) => no_new_privileges = false,
                 _ => {
                     return Err(RuntimeError::InvalidInput {
                         what: "--security-opt",
@@ -159,11 +159,7 @@ impl CreateOptions {
                 }
             }
         }
-        let mounts = self
-            .volumes
-            .iter()
-            .map(|v| BindMount::parse(v))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mounts = rt.volume_bind_mounts(&self.volumes)?;
         let mut annotations = self.annotations.clone();
         annotations.insert("io.container.manager".into(), "rpod".into());
         Ok(SpecOptions {
@@ -197,7 +193,7 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
-fn event(status: Status, cfg: &ContainerConfig) -> Event {
+pub(crate) fn event(status: Status, cfg: &ContainerConfig) -> Event {
     let mut e = Event::container(status, &cfg.id, &cfg.name, &cfg.rootfs);
     for (k, v) in &cfg.labels {
         e = e.with_attribute(k, v);
@@ -214,11 +210,11 @@ fn alive(pid: i32) -> bool {
 }
 
 impl Runtime {
-    fn oci_runtime(&self, requested: Option<&str>) -> Result<OciRuntime> {
+    pub(crate) fn oci_runtime(&self, requested: Option<&str>) -> Result<OciRuntime> {
         Ok(OciRuntime::find(self.config(), requested)?)
     }
 
-    fn monitor(&self) -> Result<ConmonMonitor> {
+    pub(crate) fn monitor(&self) -> Result<ConmonMonitor> {
         Ok(ConmonMonitor::new(Conmon::find(self.config(), None)?))
     }
 
@@ -262,6 +258,26 @@ impl Runtime {
     /// before anything is stored; on a failure nothing is left behind.
     pub fn create_container(&self, opts: &CreateOptions) -> Result<ContainerConfig> {
         self.check_alive()?;
+        self.check_writable("create a container")?;
+        let mut opts = opts.clone();
+        let vols = self.prepare_volumes(&mut opts.volumes)?;
+        match self.create_container_with(&opts, vols.named) {
+            Ok(c) => {
+                self.volumes_created(&vols.created);
+                Ok(c)
+            }
+            Err(e) => {
+                self.undo_volumes(&vols.created);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_container_with(
+        &self,
+        opts: &CreateOptions,
+        named_volumes: Vec<rpod_state::NamedVolume>,
+    ) -> Result<ContainerConfig> {
         if opts.command.is_empty() {
             return Err(RuntimeError::InvalidInput {
                 what: "command",
@@ -297,11 +313,19 @@ impl Runtime {
         };
         let spec_opts = opts.spec_options(self, &id, &hostname)?;
         let spec = rpod_oci::spec::generate_for_bundle(&spec_opts, &self.bundle_dir(&id))?;
-        let spec = serde_json::to_value(&spec).map_err(|e| RuntimeError::InvalidInput {
+        let mut spec = serde_json::to_value(&spec).map_err(|e| RuntimeError::InvalidInput {
             what: "generated spec",
             value: e.to_string(),
             expected: "a serialisable OCI spec".into(),
         })?;
+        // The seccomp filter is most of the spec's size and is regenerated
+        // from the create options at init: keep the stored record small, so
+        // that listing thousands of containers stays cheap.
+        if let Some(linux) = spec.get_mut("linux").and_then(|l| l.as_object_mut()) {
+            if let Some(sc) = linux.get_mut("seccomp") {
+                *sc = serde_json::json!({ "defaultAction": sc["defaultAction"], "rpodStored": "regenerated at init" });
+            }
+        }
         let lock = self.locks().allocate()?;
         let mut extra = serde_json::Map::new();
         extra.insert(
@@ -348,6 +372,7 @@ impl Runtime {
             hostname,
             init: opts.init,
             autoremove: opts.autoremove,
+            named_volumes,
             extra,
             ..ContainerConfig::default()
         };
@@ -364,7 +389,7 @@ impl Runtime {
         Ok(config)
     }
 
-    fn exit_command_args(&self, id: &str, rm: bool) -> Vec<String> {
+    pub(crate) fn exit_command_args(&self, id: &str, rm: bool) -> Vec<String> {
         let mut v = self.exit_command.clone();
         v.extend(["container".to_string(), "cleanup".to_string()]);
         if rm {
@@ -387,7 +412,10 @@ impl Runtime {
         self.check_alive()?;
         let mut all = self.state().all_containers()?;
         for rec in &mut all {
-            self.apply_exit_file(rec);
+            // a read-only (foreign) database's containers are not ours to sync
+            if self.read_only_reason().is_none() {
+                self.apply_exit_file(rec);
+            }
         }
         Ok(all)
     }
@@ -435,6 +463,7 @@ impl Runtime {
     /// Takes the lock of a container and re-reads (and syncs) its state.
     pub fn lock_container(&self, id_or_name: &str) -> Result<LockedContainer<'_>> {
         self.check_alive()?;
+        self.check_writable("change a container")?;
         let rec = self.state().lookup_container(id_or_name)?;
         let lock = self.locks().retrieve(rec.config.lock_id)?;
         let guard = lock.lock()?;
@@ -567,7 +596,7 @@ impl Runtime {
         let code = self.wait_container(&id)?;
         if opts.autoremove {
             match self.lock_container(&id) {
-                Ok(c) => c.remove(true)?,
+                Ok(c) => c.remove_with_volumes(true, true)?,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
@@ -585,7 +614,7 @@ impl Runtime {
         };
         c.cleanup()?;
         if rm && !c.is_running() {
-            return c.remove(false);
+            return c.remove_with_volumes(false, true);
         }
         if !rm && c.should_restart() {
             let count = c.rec.state.restart_count + 1;
@@ -601,12 +630,16 @@ impl Runtime {
 /// A container whose lock is held by this thread. Dropping it unlocks.
 #[derive(Debug)]
 pub struct LockedContainer<'r> {
-    rt: &'r Runtime,
+    pub(crate) rt: &'r Runtime,
     _guard: LockGuard,
-    rec: ContainerRecord,
+    pub(crate) rec: ContainerRecord,
 }
 
-impl LockedContainer<'_> {
+impl<'r> LockedContainer<'r> {
+    pub(crate) fn runtime(&self) -> &'r Runtime {
+        self.rt
+    }
+
     /// The container's config.
     pub fn config(&self) -> &ContainerConfig {
         &self.rec.config
@@ -635,18 +668,18 @@ impl LockedContainer<'_> {
         )
     }
 
-    fn status(&self) -> ContainerStatus {
+    pub(crate) fn status(&self) -> ContainerStatus {
         self.rec.state.state
     }
 
-    fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         Ok(self
             .rt
             .state()
             .save_container_state(self.id(), &self.rec.state)?)
     }
 
-    fn invalid(&self, op: &'static str, hint: &str) -> RuntimeError {
+    pub(crate) fn invalid(&self, op: &'static str, hint: &str) -> RuntimeError {
         RuntimeError::InvalidState {
             id: self.id().to_string(),
             state: self.status().as_str().to_string(),
@@ -670,7 +703,7 @@ impl LockedContainer<'_> {
         })
     }
 
-    fn oci(&self) -> Result<OciRuntime> {
+    pub(crate) fn oci(&self) -> Result<OciRuntime> {
         let name = &self.rec.config.runtime;
         self.rt
             .oci_runtime((!name.is_empty()).then_some(name.as_str()))
@@ -924,6 +957,7 @@ impl LockedContainer<'_> {
 
     /// Removes the container: with `force`, a running one is killed first.
     pub fn remove(mut self, force: bool) -> Result<()> {
+        self.check_exec_sessions(force)?;
         if self.is_running() || self.status() == ContainerStatus::Created {
             if !force && self.status() != ContainerStatus::Created {
                 return Err(RuntimeError::InvalidState {

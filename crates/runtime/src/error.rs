@@ -62,9 +62,36 @@ pub enum RuntimeError {
     /// Timed out waiting for something.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
+    /// An explicitly configured path differs from the one the database was
+    /// created with.
+    #[error(
+        "database {db_key} is {db:?} but {key} is set to {current:?}: remove the {key} setting \
+         to use the database's value, point db_path/static_dir at another database for \
+         {current:?}, or run `rpod system reset` to start afresh"
+    )]
+    DbConfigMismatch {
+        /// The config key (`root`, `runroot`, …).
+        key: &'static str,
+        /// podman's database key (`graph-root`, …).
+        db_key: &'static str,
+        /// The database's value.
+        db: String,
+        /// The configured value.
+        current: String,
+    },
     /// The runtime was shut down.
     #[error("runtime stopped: no further operations are possible on it")]
     Stopped,
+    /// The state database refuses writes (e.g. podman's, opened read-only).
+    #[error("cannot {op}: database {} {reason}", path.display())]
+    ReadOnlyDatabase {
+        /// The refused operation.
+        op: &'static str,
+        /// The database path.
+        path: PathBuf,
+        /// Why it is read-only, as the state backend says.
+        reason: String,
+    },
 }
 
 impl RuntimeError {

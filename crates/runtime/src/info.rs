@@ -83,6 +83,10 @@ pub struct StoreInfo {
     pub graph_driver_name: String,
     /// The config files read, in order (podman shows one; rpod shows all).
     pub config_files: Vec<String>,
+    /// Container and volume counts (`containerStore`, `volumeCount`), when
+    /// the state could be opened.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<crate::lifecycle::StoreCounts>,
 }
 
 /// rpod's own section.
@@ -232,6 +236,7 @@ pub fn gather(cfg: &Config) -> Info {
             volume_path: path_str(&cfg.volume_path),
             graph_driver_name: cfg.graph_driver.clone(),
             config_files: cfg.files_read().iter().map(|p| path_str(p)).collect(),
+            counts: None,
         },
         rpod: RpodInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),

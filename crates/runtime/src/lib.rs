@@ -12,10 +12,18 @@
 //! lock and re-reading its state from the database after locking.
 
 pub mod container;
+pub mod cp;
+pub mod ctl;
 pub mod error;
+pub mod exec;
 pub mod info;
 pub mod inspect;
 pub mod names;
+pub mod stats;
+pub mod readonly;
+pub mod import;
+pub mod volumes;
+pub mod lifecycle;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rpod_config::Config;
 use rpod_events::{Event, Eventer};
 use rpod_lock::LockManager;
-use rpod_state::{DbConfig, State};
+use rpod_state::State;
 
 pub use container::{CreateOptions, LockedContainer, RestartPolicy};
 pub use error::{Result, RuntimeError};
@@ -37,6 +45,11 @@ pub struct Runtime {
     events: Box<dyn Eventer>,
     exit_command: Vec<String>,
     stopped: AtomicBool,
+    /// Why the state refuses writes (a database rpod did not create); see
+    /// [`readonly`].
+    read_only: Option<String>,
+    /// Shared for the runtime's lifetime; exclusive during renumber/reset.
+    runtime_lock: lifecycle::RuntimeLock,
 }
 
 impl Runtime {
@@ -52,7 +65,16 @@ impl Runtime {
                 .map_err(|e| RuntimeError::io("create directory", dir, e))?;
         }
         let state = rpod_state::open(&cfg)?;
-        state.validate_db_config(&DbConfig::from_config(&cfg))?;
+        // a read-only database (e.g. podman's) is only listed and inspected:
+        // its paths are not compared with ours and nothing is written into it
+        let read_only = state.read_only_reason();
+        let cfg = if read_only.is_none() {
+            lifecycle::apply_db_config(cfg, state.as_ref())?
+        } else {
+            cfg
+        };
+        let runtime_lock =
+            lifecycle::RuntimeLock::acquire(&lifecycle::runtime_lock_path(&cfg), false)?;
         let state = if cfg.namespace.is_empty() {
             state
         } else {
@@ -67,6 +89,8 @@ impl Runtime {
             events,
             exit_command,
             stopped: AtomicBool::new(false),
+            read_only,
+            runtime_lock,
         };
         for dir in [
             rt.exits_dir(),
@@ -75,6 +99,9 @@ impl Runtime {
         ] {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| RuntimeError::io("create directory", &dir, e))?;
+        }
+        if rt.read_only.is_none() {
+            rt.refresh_if_needed()?;
         }
         Ok(rt)
     }

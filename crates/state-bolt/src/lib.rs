@@ -1,7 +1,7 @@
 //! rpod's `bolt` state backend: the [`rpod_state::State`] semantics
 //! ([`rpod_state::kv::KvState`]) stored in a [bbolt](https://github.com/etcd-io/bbolt)
 //! file written by [`rpod_bolt`], plus **read-only** access to the
-//! `bolt_state.db` of podman 4.x.
+//! `bolt_state.db` of podman 1.5 to 4.3 (see [`podman`] for the versions covered).
 //!
 //! # Using it
 //!
@@ -53,7 +53,15 @@
 //! `ContainerState::net_ns`, `dependencies`/`containers`/`vol-dependencies`
 //! become dependency, pod-membership and volume-use edges, `exit-code` and
 //! `exit-code-time-stamp` become exit codes, `runtime-config` the database
-//! config. Every write returns [`StateError::ReadOnly`].
+//! config. Every write returns [`StateError::ReadOnly`], and
+//! [`State::read_only_reason`] says the database was created by podman (and
+//! which era, [`podman::PodmanSchema`]), so that the engine opens it for
+//! listing and inspection only.
+//!
+//! Covered: podman 4.2 to 4.3 (real 4.3.1 databases in the tests), 2.0 to
+//! 4.1 (same buckets without exit codes), and the seed era, podman 1.5 to 1.9
+//! (10 top-level buckets, older volume and pod fields; tested with
+//! synthetic databases built from podman 1.5.0's schema).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -163,7 +171,7 @@ fn gate_for(path: &Path) -> Arc<Mutex<()>> {
 pub enum Layout {
     /// rpod's layout (has the schema marker).
     Rpod,
-    /// podman 4.x's `bolt_state.db` (opened read-only).
+    /// podman's (1.5 to 4.3) `bolt_state.db` (opened read-only).
     Podman,
 }
 
@@ -175,6 +183,7 @@ pub struct BoltKv {
     busy_timeout: Duration,
     gate: Arc<Mutex<()>>,
     layout: OnceLock<Layout>,
+    podman_schema: OnceLock<podman::PodmanSchema>,
 }
 
 /// `(key, value)` pairs.
@@ -384,12 +393,18 @@ impl BoltKv {
             read_only,
             busy_timeout,
             layout: OnceLock::new(),
+            podman_schema: OnceLock::new(),
         }
     }
 
     /// The layout of the file, once an operation has opened it.
     pub fn layout(&self) -> Option<Layout> {
         self.layout.get().copied()
+    }
+
+    /// For a podman database, the era of its schema (once opened).
+    pub fn podman_schema(&self) -> Option<podman::PodmanSchema> {
+        self.podman_schema.get().copied()
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> StateError {
@@ -453,6 +468,7 @@ impl BoltKv {
         let names = tx.bucket_names().map_err(err)?;
         let has = |n: &[u8]| names.iter().any(|x| x == n);
         if podman::REQUIRED_BUCKETS.iter().all(|b| has(b)) {
+            let _ = self.podman_schema.set(podman::PodmanSchema::of(&names));
             return Ok(Layout::Podman);
         }
         let shown: Vec<String> = names.iter().map(|n| show_key(n)).collect();
@@ -483,6 +499,20 @@ impl KvStore for BoltKv {
 
     fn read_only(&self) -> bool {
         self.read_only || self.layout() == Some(Layout::Podman)
+    }
+
+    fn read_only_reason(&self) -> Option<String> {
+        if self.layout() == Some(Layout::Podman) {
+            let era = self
+                .podman_schema()
+                .map_or("podman", podman::PodmanSchema::versions);
+            Some(format!(
+                "was created by {era} and is opened read-only (rpod never writes into a database it did not create); use `rpod system import-podman {}` to copy its containers, pods and volumes into rpod's own database",
+                self.path.display()
+            ))
+        } else {
+            self.read_only.then(|| "is opened read-only".to_string())
+        }
     }
 
     fn transact(
@@ -584,6 +614,6 @@ pub fn open_bolt(opts: &StateOptions) -> Result<Box<dyn State>, StateError> {
 rpod_registry::register_backend! {
     kind: rpod_registry::kinds::STATE,
     name: BOLT_BACKEND,
-    summary: "bbolt file (podman's format); opened per operation; reads podman 4.x databases read-only",
+    summary: "bbolt file (podman's format); opened per operation; reads podman 1.5-4.3 databases read-only",
     factory: open_bolt as rpod_state::StateFactory,
 }

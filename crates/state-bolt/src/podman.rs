@@ -17,6 +17,22 @@
 //! The translation is rebuilt from the file for every operation (the file is
 //! opened per operation, as podman does), so it always reflects what podman
 //! last wrote.
+//!
+//! # Versions covered
+//!
+//! [`PodmanSchema`] tells the eras apart by their top-level buckets:
+//! * **podman 1.5 to 1.9** (the seed era, 10 buckets: no `exec`, no exit-code
+//!   buckets): volume configs use `driver`, `options` and `ctrSpecific`
+//!   (renamed here to 4.x's `volumeDriver`, `volumeOptions`, `isAnon`), have
+//!   no `lockID` (read as 0) and no `state` key (read as `{}`); pod configs
+//!   have `infraConfig.makeInfraContainer` (mirrored as `hasInfra`); exit codes
+//!   exist only in the containers' states; exec sessions are the old
+//!   `execSessions` state field (kept in `extra`, cleared by a reset).
+//! * **podman 2.0 to 4.1** (`exec` bucket, no exit-code buckets): as 4.x,
+//!   without recorded exit codes. Older `networks` values (a ctr ID instead
+//!   of options JSON) are not read: networks are not part of rpod's records.
+//! * **podman 4.2 to 4.3** (14 buckets): everything above, tested against
+//!   real podman 4.3.1 databases.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -30,6 +46,50 @@ use crate::bolt_err;
 
 /// Top-level buckets whose presence identifies a podman database.
 pub const REQUIRED_BUCKETS: [&[u8]; 3] = [b"ctr", b"id-registry", b"name-registry"];
+
+/// Which era of podman's schema a database has, told by its top-level buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PodmanSchema {
+    /// podman 1.5 to 1.9: 10 buckets, no `exec` nor exit-code buckets.
+    Seed,
+    /// podman 2.0 to 4.1: an `exec` bucket, no exit-code buckets.
+    V2,
+    /// podman 4.2 and later: `exit-code` and `exit-code-time-stamp` buckets.
+    V4,
+}
+
+impl PodmanSchema {
+    /// The era of a database with these top-level bucket names.
+    pub fn of(bucket_names: &[Vec<u8>]) -> Self {
+        let has = |n: &[u8]| bucket_names.iter().any(|x| x == n);
+        if has(b"exit-code") {
+            PodmanSchema::V4
+        } else if has(b"exec") {
+            PodmanSchema::V2
+        } else {
+            PodmanSchema::Seed
+        }
+    }
+
+    /// The podman versions of this era, for messages.
+    pub fn versions(self) -> &'static str {
+        match self {
+            PodmanSchema::Seed => "podman 1.5 to 1.9",
+            PodmanSchema::V2 => "podman 2.0 to 4.1",
+            PodmanSchema::V4 => "podman 4.2 or later",
+        }
+    }
+}
+
+/// Renames a seed-era key to its 4.x name when only the old one is present.
+fn rename(m: &mut Map<String, Value>, old: &str, new: &str) {
+    if !m.contains_key(new) {
+        if let Some(v) = m.remove(old) {
+            m.insert(new.to_string(), v);
+        }
+    }
+}
 
 /// `(key, value or None for a sub-bucket)` of a bucket.
 type Entries = Vec<(String, Option<Vec<u8>>)>;
@@ -235,6 +295,16 @@ pub fn translate(tx: &Tx<'_>, path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>,
                     cfg.insert("namespace".into(), Value::String(ns));
                 }
             }
+            // seed era: infraConfig.makeInfraContainer instead of hasInfra
+            if !cfg.contains_key("hasInfra") {
+                let make = cfg
+                    .get("infraConfig")
+                    .and_then(|i| i.get("makeInfraContainer"))
+                    .and_then(Value::as_bool);
+                if let Some(true) = make {
+                    cfg.insert("hasInfra".into(), Value::Bool(true));
+                }
+            }
             let ns = str_field(&cfg, "namespace").to_string();
             let mut entry = Map::new();
             entry.insert("k".into(), Value::String("p".into()));
@@ -267,7 +337,17 @@ pub fn translate(tx: &Tx<'_>, path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>,
             let cfg_bytes = cx
                 .get(&b, b"config")?
                 .ok_or_else(|| cx.corrupt(format!("{what} has no config")))?;
-            let cfg = cx.json_obj(&cfg_bytes, &format!("{what} config"))?;
+            let mut cfg = cx.json_obj(&cfg_bytes, &format!("{what} config"))?;
+            // seed era (podman 1.5): driver/options/ctrSpecific, no lockID
+            rename(&mut cfg, "driver", "volumeDriver");
+            rename(&mut cfg, "options", "volumeOptions");
+            rename(&mut cfg, "ctrSpecific", "isAnon");
+            if str_field(&cfg, "name") != name {
+                return Err(cx.corrupt(format!(
+                    "{what}: config name {:?} differs from its bucket",
+                    str_field(&cfg, "name")
+                )));
+            }
             let st = match cx.get(&b, b"state")? {
                 Some(s) => cx.json_obj(&s, &format!("{what} state"))?,
                 None => Map::new(),

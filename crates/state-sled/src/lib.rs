@@ -223,6 +223,9 @@ pub fn sled_config(path: &Path) -> sled::Config {
         .path(path)
         .flush_every_ms(None)
         .mode(sled::Mode::LowSpace)
+        // rpod opens the database for one short operation at a time: a small
+        // page cache keeps each process's memory low (sled's default is 1 GiB).
+        .cache_capacity(4 * 1024 * 1024)
 }
 
 impl SledKv {

@@ -50,10 +50,12 @@ pub fn fill(s: &dyn State, n: u64) {
 /// Runs the benchmark set on a state holding `n` containers.
 pub fn bench_state(c: &mut Criterion, backend: &str, s: &dyn State, n: u64, fast_ops: bool) {
     let mut g = c.benchmark_group(format!("{backend}/{n}"));
-    if !fast_ops {
+    g.warm_up_time(Duration::from_millis(300));
+    if fast_ops {
+        g.measurement_time(Duration::from_secs(1));
+    } else {
         g.sample_size(10);
         g.measurement_time(Duration::from_secs(2));
-        g.warm_up_time(Duration::from_millis(300));
     }
     let mut next = 1_000_000u64;
     g.bench_function(BenchmarkId::new("add", n), |b| {

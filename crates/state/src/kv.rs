@@ -127,6 +127,11 @@ pub trait KvStore: Send + Sync + fmt::Debug + 'static {
     fn path(&self) -> Option<&Path>;
     /// Whether writes are refused.
     fn read_only(&self) -> bool;
+    /// Why writes are refused (see [`State::read_only_reason`]); by default
+    /// "is opened read-only" when [`read_only`](Self::read_only) is true.
+    fn read_only_reason(&self) -> Option<String> {
+        self.read_only().then(|| "is opened read-only".to_string())
+    }
     /// Runs `f` with exclusive access to a consistent view, then applies the
     /// batch it returns atomically and durably (nothing to do if empty). No
     /// other operation on the same database, from any thread or process, may
@@ -1189,5 +1194,9 @@ impl<S: KvStore> State for KvState<S> {
 
     fn schema_version(&self) -> u32 {
         SCHEMA_VERSION
+    }
+
+    fn read_only_reason(&self) -> Option<String> {
+        self.store.read_only_reason()
     }
 }

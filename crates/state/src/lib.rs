@@ -67,7 +67,7 @@
 //!    rpod_state::conformance_tests!(fresh);
 //!    rpod_state::model_test!(fresh);
 //!    ```
-//!    This expands into one `#[test]` per behaviour (about 130) and a
+//!    This expands into one `#[test]` per behaviour (200 of them) and a
 //!    proptest that runs random operation sequences against your backend and
 //!    the memory reference, comparing every result.
 //!

@@ -147,7 +147,7 @@ pub struct NamedVolume {
 ///
 /// Only [`crate::ContainerStore::rewrite_container_config`] changes it, and
 /// never its id or lock; the name changes only through a rename.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ContainerConfig {
     /// Full id (64 hex digits in practice; any non-empty string without `/`).
     pub id: String,
@@ -267,7 +267,7 @@ pub struct ContainerConfig {
 }
 
 /// A container's mutable runtime state (podman's `ContainerState`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ContainerState {
     /// The status.
     #[serde(rename = "state", default)]
@@ -418,7 +418,7 @@ pub struct ContainerRecord {
 }
 
 /// A pod's configuration (podman's `PodConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PodConfig {
     /// Full id.
     pub id: String,
@@ -457,7 +457,7 @@ pub struct PodConfig {
 }
 
 /// A pod's mutable state (podman's `podState`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PodState {
     /// The pod's cgroup path; cleared by a refresh.
     #[serde(rename = "cgroupPath", default)]
@@ -480,7 +480,7 @@ pub struct PodRecord {
 }
 
 /// A volume's configuration (podman's `VolumeConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct VolumeConfig {
     /// Unique name among volumes.
     pub name: String,
@@ -519,7 +519,7 @@ pub struct VolumeConfig {
 }
 
 /// A volume's mutable state (podman's `VolumeState`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct VolumeState {
     /// How many containers have it mounted; cleared by a refresh.
     #[serde(rename = "mountCount", default, skip_serializing_if = "is_zero_u32")]
@@ -611,6 +611,141 @@ impl DbConfig {
             .map(|((k, db), (_, cur))| (k, db.to_string(), cur.to_string()))
     }
 }
+
+/// A map key, borrowed from the input when possible.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `Deserialize` for a record with an `extra` map: known fields are read
+/// directly into their types (a JSON `null` reads as the default, as Go
+/// writes `null` for empty lists and maps), every other field lands in
+/// `extra`. Equivalent to `#[serde(flatten)]` on `extra`, without its cost
+/// (flatten buffers every field before converting it).
+macro_rules! deserialize_with_extra {
+    ($ty:ident { $($field:ident : $json:literal),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($ty), " object"))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        let mut out = $ty::default();
+                        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                            match &*key {
+                                $( $json => out.$field = map.next_value::<Option<_>>()?.unwrap_or_default(), )*
+                                _ => {
+                                    let v: Value = map.next_value()?;
+                                    out.extra.insert(key.into_owned(), v);
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+deserialize_with_extra!(ContainerConfig {
+    id: "id",
+    name: "name",
+    pod: "pod",
+    namespace: "namespace",
+    lock_id: "lockID",
+    created_time: "createdTime",
+    rootfs: "rootfs",
+    spec: "spec",
+    labels: "labels",
+    dependencies: "Dependencies",
+    named_volumes: "namedVolumes",
+    runtime: "runtime",
+    static_dir: "staticDir",
+    log_path: "logPath",
+    conmon_pid_file: "conmonPidFile",
+    stop_signal: "stopSignal",
+    stop_timeout: "stopTimeout",
+    restart_policy: "restart_policy",
+    restart_retries: "restart_tries",
+    exit_command: "exitCommand",
+    create_command: "CreateCommand",
+    network_mode: "networkMode",
+    hostname: "hostname",
+    init: "init",
+    autoremove: "autoremove",
+    is_infra: "isInfra"
+});
+deserialize_with_extra!(ContainerState {
+    state: "state",
+    config_path: "configPath",
+    run_dir: "runDir",
+    mounted: "mounted",
+    mount_point: "mountPoint",
+    started_time: "startedTime",
+    finished_time: "finishedTime",
+    exit_code: "exitCode",
+    exited: "exited",
+    oom_killed: "oomKilled",
+    pid: "pid",
+    conmon_pid: "conmonPid",
+    net_ns: "netNS",
+    restart_count: "restartCount",
+    stopped_by_user: "stoppedByUser",
+    restart_policy_match: "restartPolicyMatch",
+    exec_sessions: "newExecSessions",
+    bind_mounts: "bindMounts",
+    network_status: "networkStatus"
+});
+deserialize_with_extra!(PodConfig {
+    id: "id",
+    name: "name",
+    namespace: "namespace",
+    labels: "labels",
+    cgroup_parent: "cgroupParent",
+    created_time: "created",
+    create_command: "CreateCommand",
+    lock_id: "lockID"
+});
+deserialize_with_extra!(PodState {
+    cgroup_path: "cgroupPath",
+    infra_container_id: "InfraContainerID"
+});
+deserialize_with_extra!(VolumeConfig {
+    name: "name",
+    labels: "labels",
+    options: "volumeOptions",
+    driver: "volumeDriver",
+    mount_point: "mountPoint",
+    created_time: "createdAt",
+    lock_id: "lockID",
+    namespace: "namespace",
+    anonymous: "isAnon"
+});
+deserialize_with_extra!(VolumeState {
+    mount_count: "mountCount"
+});
 
 #[cfg(test)]
 mod tests {

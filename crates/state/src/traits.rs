@@ -195,4 +195,13 @@ pub trait State:
 
     /// The schema version of the database.
     fn schema_version(&self) -> u32;
+
+    /// Why every write to this database is refused, when it is: a sentence
+    /// to follow the database path, e.g. "was created by podman and is opened
+    /// read-only". `None` (the default) for a writable state. The engine asks
+    /// at start-up: a read-only state is only listed and inspected, never
+    /// validated against the configuration nor changed.
+    fn read_only_reason(&self) -> Option<String> {
+        None
+    }
 }

@@ -252,6 +252,9 @@ pub struct RmArgs {
     /// Remove all containers
     #[arg(short, long)]
     pub all: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Containers to remove
     pub containers: Vec<String>,
 }
@@ -319,6 +322,9 @@ pub struct CleanupArgs {
     /// Remove the container after cleaning up
     #[arg(long)]
     pub rm: bool,
+    /// Clean up this exec session instead of the container
+    #[arg(long = "exec", value_name = "SESSION")]
+    pub exec: Option<String>,
     /// The container
     pub container: String,
 }
@@ -486,7 +492,11 @@ pub fn wait(g: &GlobalOpts, a: WaitArgs) -> Result<()> {
 pub fn rm(g: &GlobalOpts, a: RmArgs) -> Result<()> {
     let rt = runtime(g)?;
     let names = targets(&rt, &a.containers, a.all, "rm")?;
-    for_each(&names, |n| Ok(rt.lock_container(n)?.remove(a.force)?))
+    for_each(&names, |n| {
+        Ok(rt
+            .lock_container(n)?
+            .remove_with_volumes(a.force, a.volumes)?)
+    })
 }
 
 fn matches_filter(
@@ -554,7 +564,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             kept.push(r);
         }
     }
-    kept.sort_by(|x, y| y.config.created_time.cmp(&x.config.created_time));
+    kept.sort_by_key(|r| std::cmp::Reverse(r.config.created_time));
     if output::is_json(a.format.as_deref()) {
         let entries: Vec<_> = kept.iter().map(inspect::ps_entry).collect();
         return output::print_json(&entries);
@@ -676,6 +686,10 @@ pub fn container(g: &GlobalOpts, c: ContainerCommand) -> Result<()> {
     match c {
         ContainerCommand::Cleanup(a) => {
             let rt = runtime(g)?;
+            if let Some(session) = &a.exec {
+                rt.cleanup_exec(&a.container, session)?;
+                return Ok(());
+            }
             rt.cleanup_container(&a.container, a.rm)?;
             Ok(())
         }

@@ -18,7 +18,11 @@ pub struct InfoArgs {
 /// Runs `rpod info`.
 pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
     let cfg = g.load_config()?;
-    let info = info::gather(&cfg);
+    let mut info = info::gather(&cfg);
+    match super::container::runtime(g).and_then(|rt| Ok(rt.store_counts()?)) {
+        Ok(c) => info.store.counts = Some(c),
+        Err(e) => tracing::warn!("counting containers and volumes: {e:#}"),
+    }
     if output::is_json(a.format.as_deref()) {
         return output::print_json(&info);
     }
@@ -57,6 +61,15 @@ pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
     println!("  volumePath: {}", s.volume_path);
     println!("  graphDriverName: {}", s.graph_driver_name);
     println!("  configFiles: [{}]", s.config_files.join(", "));
+    if let Some(c) = &s.counts {
+        let cs = &c.container_store;
+        println!("  containerStore:");
+        println!("    number: {}", cs.number);
+        println!("    paused: {}", cs.paused);
+        println!("    running: {}", cs.running);
+        println!("    stopped: {}", cs.stopped);
+        println!("  volumeCount: {}", c.volume_count);
+    }
     let r = &info.rpod;
     println!("rpod:");
     println!("  version: {}", r.version);

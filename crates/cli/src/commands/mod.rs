@@ -2,9 +2,16 @@
 //! `Args` struct (clap) and a `run` function that calls the engine and prints.
 
 mod container;
+mod cp;
+mod ctl;
+mod exec;
+mod stats;
 mod events;
+mod import_podman;
 mod info;
 mod system;
+mod system_lifecycle;
+mod volume;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,6 +61,27 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(container::ContainerCommand),
+    /// Run a process in a running container
+    Exec(exec::ExecArgs),
+    /// Pause containers (freeze their processes)
+    Pause(ctl::PauseArgs),
+    /// Unpause paused containers
+    Unpause(ctl::PauseArgs),
+    /// Restart containers
+    Restart(ctl::RestartArgs),
+    /// Rename a container
+    Rename(ctl::RenameArgs),
+    /// Initialize containers (create them in the OCI runtime without starting)
+    Init(ctl::InitArgs),
+    /// Display the running processes of a container
+    Top(stats::TopArgs),
+    /// Display the resource usage of containers
+    Stats(stats::StatsArgs),
+    /// Copy files between the host and a container
+    Cp(cp::CpArgs),
+    /// Manage named volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 /// Runs the parsed command.
@@ -74,6 +102,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => container::inspect_cmd(g, a),
         Command::Logs(a) => container::logs(g, a),
         Command::Container(c) => container::container(g, c),
+        Command::Exec(a) => exec::exec(g, a),
+        Command::Pause(a) => ctl::pause(g, a),
+        Command::Unpause(a) => ctl::unpause(g, a),
+        Command::Restart(a) => ctl::restart(g, a),
+        Command::Rename(a) => ctl::rename(g, a),
+        Command::Init(a) => ctl::init(g, a),
+        Command::Top(a) => stats::top(g, a),
+        Command::Stats(a) => stats::stats(g, a),
+        Command::Cp(a) => cp::cp(g, a),
+        Command::Volume(c) => volume::run(g, c),
     }
 }
 

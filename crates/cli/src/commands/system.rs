@@ -11,6 +11,14 @@ use crate::output;
 pub enum SystemCommand {
     /// List every registered backend by kind, name and summary
     Backends(BackendsArgs),
+    /// Copy podman's containers, pods and volumes into rpod's own database
+    ImportPodman(super::import_podman::ImportPodmanArgs),
+    /// Give every container, pod and volume a fresh lock (after num_locks changed)
+    Renumber(super::system_lifecycle::RenumberArgs),
+    /// Remove every container, pod and volume and all of rpod's storage
+    Reset(super::system_lifecycle::ResetArgs),
+    /// Rewrite stored records in the current schema; optionally change every container's runtime
+    Migrate(super::system_lifecycle::MigrateArgs),
 }
 
 /// Arguments of `rpod system backends`.
@@ -24,6 +32,10 @@ pub struct BackendsArgs {
 /// Runs a `system` subcommand.
 pub fn run(_g: &GlobalOpts, c: SystemCommand) -> Result<()> {
     match c {
+        SystemCommand::ImportPodman(a) => super::import_podman::run(_g, a),
+        SystemCommand::Renumber(a) => super::system_lifecycle::renumber(_g, a),
+        SystemCommand::Reset(a) => super::system_lifecycle::reset(_g, a),
+        SystemCommand::Migrate(a) => super::system_lifecycle::migrate(_g, a),
         SystemCommand::Backends(a) => {
             let list = rpod_runtime::info::backends();
             if output::is_json(a.format.as_deref()) {

@@ -1,0 +1,79 @@
+//! `rpod exec`: run a process in a running container.
+
+use anyhow::Result;
+use clap::Args;
+use rpod_runtime::exec::{ExecOptions, ExecOutcome};
+
+use crate::commands::container::runtime;
+use crate::global::GlobalOpts;
+use crate::ExitStatus;
+
+/// `rpod exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Run the process in the background and print the session id
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the process extended privileges (every capability)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID[:GID] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// CONTAINER followed by the command and its arguments
+    #[arg(
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER COMMAND [ARG...]"
+    )]
+    pub args: Vec<String>,
+}
+
+/// Runs `rpod exec`; the process's exit code is rpod's.
+pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
+    let (ctr, command) = a
+        .args
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("exec needs a container and a command"))?;
+    let opts = ExecOptions {
+        command: command.to_vec(),
+        env: a.env,
+        workdir: a.workdir,
+        user: a.user,
+        privileged: a.privileged,
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+    };
+    let rt = runtime(g)?;
+    let stdin: Option<Box<dyn std::io::Read + Send>> = Some(Box::new(std::io::stdin()));
+    let out = rt.exec(
+        ctr,
+        &opts,
+        stdin,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    match out {
+        ExecOutcome::Detached { session, .. } => {
+            println!("{session}");
+            Ok(())
+        }
+        ExecOutcome::Exited(0) => Ok(()),
+        ExecOutcome::Exited(code) => Err(ExitStatus(code.clamp(0, 255) as u8).into()),
+    }
+}
