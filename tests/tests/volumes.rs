@@ -96,13 +96,29 @@ fn named_volume_create_inspect_ls_and_share_data() {
 
     // a container writes, another reads it read-only
     let r = env.rpod(&[
-        "run", "--name", "writer", "-v", "data:/data", "--rootfs", &rootfs, "sh", "-c",
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "data:/data",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
         "echo hello > /data/f",
     ]);
     ok(&r);
     assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "hello\n");
     let r = env.rpod(&[
-        "run", "--name", "reader", "-v", "data:/in:ro", "--rootfs", &rootfs, "sh", "-c",
+        "run",
+        "--name",
+        "reader",
+        "-v",
+        "data:/in:ro",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
         "cat /in/f; echo x > /in/g || echo readonly",
     ]);
     assert_eq!(ok(&r).stdout, "hello\nreadonly\n", "{r:?}");
@@ -115,6 +131,35 @@ fn named_volume_create_inspect_ls_and_share_data() {
         .collect();
     assert_eq!(users.len(), 2, "{d}");
     assert_eq!(d["NeedsCopyUp"], false);
+    // both exited: unmounted once conmon's cleanup ran
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let d = &json(&env.rpod(&["volume", "inspect", "data"]))[0];
+        if d["MountCount"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // a running user counts as a mount until it stops
+    let r = env.rpod(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "-v",
+        "data:/data",
+        "--rootfs",
+        &rootfs,
+        "sleep",
+        "100",
+    ]);
+    ok(&r);
+    let d = &json(&env.rpod(&["volume", "inspect", "data"]))[0];
+    assert_eq!(d["MountCount"], 1, "{d}");
+    ok(&env.rpod(&["stop", "-t", "0", "long"]));
+    let d = &json(&env.rpod(&["volume", "inspect", "data"]))[0];
+    assert_eq!(d["MountCount"], 0, "{d}");
 
     // in use: refused; -f removes the users first
     let r = env.rpod(&["volume", "rm", "data"]);
@@ -144,8 +189,18 @@ fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
     let rootfs = Env::rootfs_arg();
     // a missing named volume is created on the fly
     let r = env.rpod(&[
-        "run", "--name", "c1", "-v", "auto:/a", "-v", "/scratch", "--rootfs", &rootfs, "sh",
-        "-c", "echo 1 > /a/x; echo 2 > /scratch/y",
+        "run",
+        "--name",
+        "c1",
+        "-v",
+        "auto:/a",
+        "-v",
+        "/scratch",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "echo 1 > /a/x; echo 2 > /scratch/y",
     ]);
     ok(&r);
     let names = volume_names(&env);
@@ -163,7 +218,10 @@ fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
     assert_eq!(d["Anonymous"], false);
     // the container is recorded as the volumes' user
     let d = &json(&env.rpod(&["volume", "inspect", &anon]))[0];
-    let id = ok(&env.rpod(&["ps", "-a", "-q", "--no-trunc"])).stdout.trim().to_string();
+    let id = ok(&env.rpod(&["ps", "-a", "-q", "--no-trunc"]))
+        .stdout
+        .trim()
+        .to_string();
     assert_eq!(d["Containers"][0], id.as_str());
 
     // rm without -v keeps the anonymous volume; a second container, rm -v
@@ -175,7 +233,11 @@ fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
     assert_eq!(volume_names(&env).len(), 3);
     ok(&env.rpod(&["rm", "-v", "c2"]));
     let names = volume_names(&env);
-    assert_eq!(names.len(), 2, "the anonymous volume of c2 is gone: {names:?}");
+    assert_eq!(
+        names.len(),
+        2,
+        "the anonymous volume of c2 is gone: {names:?}"
+    );
     assert!(names.contains(&anon) && names.contains(&"auto".to_string()));
 
     // run --rm removes its anonymous volume but never a named one
@@ -196,7 +258,10 @@ fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
     ok(&r);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while volume_names(&env).len() != 2 {
-        assert!(std::time::Instant::now() < deadline, "anonymous volume of a detached --rm container not removed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "anonymous volume of a detached --rm container not removed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -227,7 +292,14 @@ fn bad_volume_names_and_specs_are_refused_without_leftovers() {
     assert!(r.stderr.contains("device=/dev/sda"), "{r:?}");
     // a container that fails validation leaves no volume it would have created
     let r = env.rpod(&[
-        "run", "-v", "fresh:/f", "-v", "/anon", "--rootfs", &rootfs, "no-such-command",
+        "run",
+        "-v",
+        "fresh:/f",
+        "-v",
+        "/anon",
+        "--rootfs",
+        &rootfs,
+        "no-such-command",
     ]);
     assert_eq!(r.code, 127, "{r:?}");
     assert!(volume_names(&env).is_empty());

@@ -37,7 +37,9 @@ impl Engine {
         let mut c = self.cmd(args);
         c.stdout(Stdio::null()).stderr(Stdio::piped());
         let t = Instant::now();
-        let child = c.spawn().with_context(|| format!("spawn {} {args:?}", self.name))?;
+        let child = c
+            .spawn()
+            .with_context(|| format!("spawn {} {args:?}", self.name))?;
         let pid = child.id() as libc::pid_t;
         let mut status = 0;
         // SAFETY: rusage is plain data filled by the kernel; pid is our child.
@@ -78,10 +80,20 @@ fn print_table(rows: &[Row], floor: Option<Duration>) {
     println!("|---|---|---|---|---|");
     for r in rows {
         let (p, ratio) = match r.podman {
-            Some(p) => (ms(p), format!("{:.2}", r.rpod.as_secs_f64() / p.as_secs_f64())),
+            Some(p) => (
+                ms(p),
+                format!("{:.2}", r.rpod.as_secs_f64() / p.as_secs_f64()),
+            ),
             None => ("-".into(), "-".into()),
         };
-        println!("| {} | {} | {} | {} | {} |", r.op, ms(r.rpod), p, ratio, r.note);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.op,
+            ms(r.rpod),
+            p,
+            ratio,
+            r.note
+        );
     }
     if let Some(f) = floor {
         println!("| floor: conmon+runc directly (create, start, exit, delete) | {} | - | - | run --rm / floor = {:.2} |", ms(f), rows[0].rpod.as_secs_f64() / f.as_secs_f64());
@@ -91,7 +103,7 @@ fn print_table(rows: &[Row], floor: Option<Duration>) {
 /// The floor: conmon + runc driven directly through rpod-oci.
 fn floor(rootfs: &Path, dir: &Path, n: usize) -> Result<Duration> {
     use rpod_config::{RuntimeConfig, UserDirs};
-    use rpod_oci::spec::{SpecOptions, write_bundle};
+    use rpod_oci::spec::{write_bundle, SpecOptions};
     use rpod_oci::{Conmon, ConmonMonitor, CreateRequest, Monitor, OciRuntime};
     let mut cfg = RuntimeConfig::defaults(&UserDirs::current());
     cfg.runroot = dir.join("floor-run");
@@ -115,7 +127,12 @@ fn floor(rootfs: &Path, dir: &Path, n: usize) -> Result<Duration> {
         let req = CreateRequest::new(&id, &bundle, &exit_dir);
         let created = monitor.create(&rt, &req)?;
         rt.start(&id)?;
-        rpod_oci::exit::wait_for_exit(&exit_dir, &id, Some(created.monitor_pid), Duration::from_secs(30))?;
+        rpod_oci::exit::wait_for_exit(
+            &exit_dir,
+            &id,
+            Some(created.monitor_pid),
+            Duration::from_secs(30),
+        )?;
         rt.delete(&id, true)?;
         times.push(t.elapsed());
         let _ = std::fs::remove_dir_all(&bundle);
@@ -158,7 +175,11 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
     )?;
     let rpod_e = Engine {
         name: "rpod",
-        argv: vec![rpod.display().to_string(), "--config".into(), conf.display().to_string()],
+        argv: vec![
+            rpod.display().to_string(),
+            "--config".into(),
+            conf.display().to_string(),
+        ],
         env: Vec::new(),
     };
     let podman_conf = tmp.join("containers.conf");
@@ -167,7 +188,10 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
          [engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\nevents_logger = \"file\"\nlock_type = \"file\"\n",
     )?;
-    let have_podman = Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have_podman = Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let podman_e = Engine {
         name: "podman",
         argv: vec![
@@ -184,29 +208,75 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         env: vec![("CONTAINERS_CONF".into(), podman_conf.display().to_string())],
     };
     if !have_podman {
-        eprintln!("xtask bench: podman not found; rpod figures only (cargo xtask deps installs it)");
+        eprintln!(
+            "xtask bench: podman not found; rpod figures only (cargo xtask deps installs it)"
+        );
     }
-    let engines: Vec<&Engine> = if have_podman { vec![&rpod_e, &podman_e] } else { vec![&rpod_e] };
+    let engines: Vec<&Engine> = if have_podman {
+        vec![&rpod_e, &podman_e]
+    } else {
+        vec![&rpod_e]
+    };
     let mut rows = Vec::new();
     let result = (|| -> Result<()> {
         // warm up both (first-use database creation, page cache)
         for e in &engines {
-            e.time(&["run", "--rm", "--network", "none", "--rootfs", &r, "/bin/true"])?;
+            e.time(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--rootfs",
+                &r,
+                "/bin/true",
+            ])?;
         }
         let mut per: Vec<[Vec<Duration>; 4]> = engines.iter().map(|_| Default::default()).collect();
         for i in 0..n {
             for (k, e) in engines.iter().enumerate() {
-                per[k][0].push(e.time(&["run", "--rm", "--network", "none", "--rootfs", &r, "/bin/true"])?.0);
+                per[k][0].push(
+                    e.time(&[
+                        "run",
+                        "--rm",
+                        "--network",
+                        "none",
+                        "--rootfs",
+                        &r,
+                        "/bin/true",
+                    ])?
+                    .0,
+                );
                 let name = format!("bench-{i}");
-                per[k][1].push(e.time(&["create", "--name", &name, "--network", "none", "--rootfs", &r, "sleep", "100"])?.0);
+                per[k][1].push(
+                    e.time(&[
+                        "create",
+                        "--name",
+                        &name,
+                        "--network",
+                        "none",
+                        "--rootfs",
+                        &r,
+                        "sleep",
+                        "100",
+                    ])?
+                    .0,
+                );
                 per[k][2].push(e.time(&["start", &name])?.0);
                 per[k][3].push(e.time(&["stop", "-t", "0", &name])?.0);
                 e.time(&["rm", "-f", &name])?;
             }
         }
-        let labels = ["run --rm --network none /bin/true", "create", "start", "stop -t 0"];
+        let labels = [
+            "run --rm --network none /bin/true",
+            "create",
+            "start",
+            "stop -t 0",
+        ];
         let taken: Vec<[Vec<Duration>; 4]> = std::mem::take(&mut per);
-        let mut medians: Vec<Vec<Duration>> = taken.into_iter().map(|a| a.into_iter().map(median).collect()).collect();
+        let mut medians: Vec<Vec<Duration>> = taken
+            .into_iter()
+            .map(|a| a.into_iter().map(median).collect())
+            .collect();
         for (j, label) in labels.iter().enumerate() {
             rows.push(Row {
                 op: label.to_string(),
@@ -222,7 +292,16 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
             for i in have..target {
                 let name = format!("many-{i}");
                 for (k, e) in engines.iter().enumerate() {
-                    let (d, _) = e.time(&["create", "--name", &name, "--network", "none", "--rootfs", &r, "true"])?;
+                    let (d, _) = e.time(&[
+                        "create",
+                        "--name",
+                        &name,
+                        "--network",
+                        "none",
+                        "--rootfs",
+                        &r,
+                        "true",
+                    ])?;
                     if k == 0 && i + 10 >= target {
                         create_rpod.push(d);
                     }
@@ -258,7 +337,11 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
     })();
     let floor_t = floor(&rootfs, &tmp, n).ok();
     for e in &engines {
-        let _ = e.cmd(&["rm", "-f", "--all"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = e
+            .cmd(&["rm", "-f", "--all"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
     let _ = std::fs::remove_file(format!("/dev/shm/rpod_bench_{pid}"));
     cleanup_cgroup(&format!("rpod-bench-{pid}"));

@@ -171,8 +171,14 @@ fn main() -> Result<()> {
         Some("deps") => deps(),
         Some("demo") => demo(),
         Some("bench") => {
-            let n = std::env::var("RPOD_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-            let big = std::env::var("RPOD_BENCH_BIG").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+            let n = std::env::var("RPOD_BENCH_N")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10);
+            let big = std::env::var("RPOD_BENCH_BIG")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
             run(cargo().args(["build", "--release", "--package", "rpod-cli"]))?;
             bench::run(&bench::release_rpod(&workspace_root()), n, big)
         }

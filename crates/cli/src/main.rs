@@ -29,6 +29,16 @@ impl std::fmt::Display for ExitStatus {
 impl std::error::Error for ExitStatus {}
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`rpod ps | head`) instead of failing on every write.
+    // SAFETY: setting a signal disposition to SIG_DFL at startup, before any
+    // thread exists, has no memory-safety implications.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     backends::link();
     let cli = match commands::Cli::try_parse() {
         Ok(cli) => cli,

@@ -313,19 +313,10 @@ impl Runtime {
         };
         let spec_opts = opts.spec_options(self, &id, &hostname)?;
         let spec = rpod_oci::spec::generate_for_bundle(&spec_opts, &self.bundle_dir(&id))?;
-        let mut spec = serde_json::to_value(&spec).map_err(|e| RuntimeError::InvalidInput {
-            what: "generated spec",
-            value: e.to_string(),
-            expected: "a serialisable OCI spec".into(),
-        })?;
-        // The seccomp filter is most of the spec's size and is regenerated
-        // from the create options at init: keep the stored record small, so
-        // that listing thousands of containers stays cheap.
-        if let Some(linux) = spec.get_mut("linux").and_then(|l| l.as_object_mut()) {
-            if let Some(sc) = linux.get_mut("seccomp") {
-                *sc = serde_json::json!({ "defaultAction": sc["defaultAction"], "rpodStored": "regenerated at init" });
-            }
-        }
+        // The spec is validated now but not stored: it is regenerated from the
+        // create options when needed (see `Runtime::hydrate`), which keeps the
+        // records small so that listing thousands of containers stays cheap.
+        drop(spec);
         let lock = self.locks().allocate()?;
         let mut extra = serde_json::Map::new();
         extra.insert(
@@ -344,7 +335,7 @@ impl Runtime {
             lock_id: lock.id(),
             created_time: now(),
             rootfs: opts.rootfs.display().to_string(),
-            spec,
+            spec: serde_json::Value::Null,
             labels: opts.labels.clone(),
             runtime: if opts.runtime.is_some() {
                 runtime.path.display().to_string()
@@ -402,7 +393,61 @@ impl Runtime {
     /// Finds a container by id, name or id prefix (no lock taken).
     pub fn lookup_container(&self, id_or_name: &str) -> Result<ContainerRecord> {
         self.check_alive()?;
-        Ok(self.state().lookup_container(id_or_name)?)
+        let mut rec = self.state().lookup_container(id_or_name)?;
+        self.hydrate(&mut rec);
+        Ok(rec)
+    }
+
+    /// Fills `config.spec` of a container rpod created (which stores only its
+    /// create options) with the OCI spec generated from them. Records from
+    /// elsewhere (podman) keep the spec they carry.
+    pub fn hydrate(&self, rec: &mut ContainerRecord) {
+        if !rec.config.spec.is_null() {
+            return;
+        }
+        let Some(opts) = rec
+            .config
+            .extra
+            .get(CREATE_KEY)
+            .and_then(|v| serde_json::from_value::<CreateOptions>(v.clone()).ok())
+        else {
+            return;
+        };
+        let id = rec.config.id.clone();
+        let spec = opts
+            .spec_options(self, &id, &rec.config.hostname)
+            .and_then(|so| {
+                Ok(rpod_oci::spec::generate_for_bundle(
+                    &so,
+                    &self.bundle_dir(&id),
+                )?)
+            });
+        match spec.map(|s| serde_json::to_value(&s)) {
+            Ok(Ok(v)) => rec.config.spec = v,
+            Ok(Err(e)) => tracing::warn!("serialising the spec of {id}: {e}"),
+            Err(e) => tracing::warn!("regenerating the spec of {id}: {e}"),
+        }
+    }
+
+    /// The command of a container: from its spec, or its create options.
+    pub fn container_command(rec: &ContainerRecord) -> Vec<String> {
+        if let Some(a) = rec.config.spec["process"]["args"].as_array() {
+            return a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+        }
+        rec.config
+            .extra
+            .get(CREATE_KEY)
+            .and_then(|o| o.get("command"))
+            .and_then(|c| c.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every container in the namespace, with the state shown as it is now
@@ -418,6 +463,17 @@ impl Runtime {
             }
         }
         Ok(all)
+    }
+
+    /// A container as `inspect` shows it: found by id, name or prefix, its
+    /// spec filled in and its state as it is now (without the lock, without
+    /// writing).
+    pub fn inspect_container(&self, id_or_name: &str) -> Result<ContainerRecord> {
+        let mut rec = self.lookup_container(id_or_name)?;
+        if self.read_only_reason().is_none() {
+            self.apply_exit_file(&mut rec);
+        }
+        Ok(rec)
     }
 
     /// Updates `rec.state` in memory from the exit file; returns whether it
@@ -475,13 +531,15 @@ impl Runtime {
         }
         // Re-read after locking: another process may have changed or removed it.
         let state = self.state().container_state(&rec.config.id)?;
+        let mut rec = ContainerRecord {
+            config: rec.config,
+            state,
+        };
+        self.hydrate(&mut rec);
         let mut c = LockedContainer {
             rt: self,
             _guard: guard,
-            rec: ContainerRecord {
-                config: rec.config,
-                state,
-            },
+            rec,
         };
         c.sync()?;
         Ok(c)
@@ -805,6 +863,8 @@ impl<'r> LockedContainer<'r> {
             let _ = oci.delete(&id, true);
             return Err(undo_bundle(step("saving the state", e)));
         }
+        self.rt
+            .count_volume_mounts(&self.rec.config.named_volumes, true);
         self.rt.emit(event(Status::Init, &self.rec.config));
         Ok(())
     }
@@ -934,6 +994,8 @@ impl<'r> LockedContainer<'r> {
         self.rec.state.pid = 0;
         self.rec.state.conmon_pid = 0;
         self.save()?;
+        self.rt
+            .count_volume_mounts(&self.rec.config.named_volumes, false);
         self.rt.emit(event(Status::Cleanup, &self.rec.config));
         Ok(())
     }

@@ -231,7 +231,7 @@ impl Runtime {
         opts: &ImportOptions,
     ) -> Result<ImportReport> {
         self.check_alive()?;
-        self.check_writable("import into it")?;
+        self.check_writable("import into the database rpod is configured with (--db-path)")?;
         if let (Some(a), Some(b)) = (source.path(), self.state().path()) {
             if a == b {
                 return Err(RuntimeError::InvalidInput {

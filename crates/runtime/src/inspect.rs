@@ -99,14 +99,7 @@ pub fn state_name(rec: &ContainerRecord) -> &'static str {
 }
 
 fn command_of(rec: &ContainerRecord) -> Vec<String> {
-    rec.config.spec["process"]["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::Runtime::container_command(rec)
 }
 
 /// The `ps` entry of a container.

@@ -108,9 +108,7 @@ impl RuntimeLock {
         } else {
             FlockArg::LockShared
         };
-        self.lock
-            .relock(arg)
-            .map_err(|e| flock_err(&self.path, e))
+        self.lock.relock(arg).map_err(|e| flock_err(&self.path, e))
     }
 }
 
@@ -245,8 +243,7 @@ impl Runtime {
         std::fs::write(&boot, current_boot_id())
             .map_err(|e| RuntimeError::io("write", &boot, e))?;
         let alive = tmp.join(ALIVE_FILE);
-        std::fs::write(&alive, b"")
-            .map_err(|e| RuntimeError::io("write", &alive, e))?;
+        std::fs::write(&alive, b"").map_err(|e| RuntimeError::io("write", &alive, e))?;
         self.restart_after_refresh();
         Ok(())
     }
@@ -285,7 +282,10 @@ impl Runtime {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| RuntimeError::io("create directory", &dir, e))?;
         }
-        tracing::info!("refreshed the state after a reboot ({} containers)", before.len());
+        tracing::info!(
+            "refreshed the state after a reboot ({} containers)",
+            before.len()
+        );
         self.emit(Event::system(Status::Refresh));
         Ok(())
     }
@@ -433,7 +433,8 @@ impl Runtime {
         }
         for rec in self.state().all_volumes()? {
             self.state().rewrite_volume_config(&rec.config)?;
-            self.state().save_volume_state(&rec.config.name, &rec.state)?;
+            self.state()
+                .save_volume_state(&rec.config.name, &rec.state)?;
         }
         Ok(n)
     }
@@ -444,9 +445,12 @@ impl Runtime {
     /// Takes the runtime lock exclusively. The runtime is stopped afterwards.
     pub fn reset(&self) -> Result<ResetReport> {
         self.check_alive()?;
-        self.runtime_lock.relock(true)?;
         let mut report = ResetReport::default();
+        let mut monitors = Vec::new();
         for rec in self.state().all_containers()? {
+            if rec.state.conmon_pid > 0 {
+                monitors.push(rec.state.conmon_pid);
+            }
             match self.lock_container(&rec.config.id) {
                 Ok(c) => match c.remove(true) {
                     Ok(()) => report.containers += 1,
@@ -455,6 +459,16 @@ impl Runtime {
                 Err(e) => tracing::warn!("locking container {}: {e}", rec.config.id),
             }
         }
+        // conmon runs `container cleanup` when a container stops: let those
+        // finish (they need the runtime lock shared) before removing the
+        // storage they would otherwise recreate.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while monitors.iter().any(|&p| rpod_oci::exit::process_alive(p))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.runtime_lock.relock(true)?;
         let all = self.state().with_namespace("")?;
         for rec in all.all_pods()? {
             let id = &rec.config.id;
@@ -488,7 +502,81 @@ impl Runtime {
         ] {
             remove_path(dir);
         }
-        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rpod_config::{ConfigLoader, Options, UserDirs};
+
+    fn load(tmp: &Path, opts: Options) -> Config {
+        ConfigLoader {
+            system_file: "/nonexistent".into(),
+            override_file: "/nonexistent".into(),
+            user: UserDirs::current(),
+            config_file: None,
+            options: opts
+                .root(tmp.join("root"))
+                .runroot(tmp.join("run"))
+                .database_backend("memory"),
+        }
+        .load()
+        .unwrap()
+    }
+
+    #[test]
+    fn db_config_fills_defaults_and_refuses_explicit_differences() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let first = load(t, Options::new().volume_path(t.join("vols1")));
+        let state = rpod_state::open(&first).unwrap();
+        let first = apply_db_config(first, state.as_ref()).unwrap();
+        assert_eq!(first.volume_path, t.join("vols1"));
+        assert_eq!(
+            state.db_config().unwrap().unwrap().volume_path,
+            t.join("vols1").display().to_string()
+        );
+        // not explicit: taken from the database
+        let second = load(t, Options::new());
+        assert_eq!(second.volume_path, t.join("root/volumes"));
+        let second = apply_db_config(second, state.as_ref()).unwrap();
+        assert_eq!(second.volume_path, t.join("vols1"));
+        // explicit and different: an error naming both values and the way out
+        let third = load(t, Options::new().volume_path(t.join("vols2")));
+        let err = apply_db_config(third, state.as_ref()).unwrap_err();
+        match &err {
+            RuntimeError::DbConfigMismatch {
+                key,
+                db_key,
+                db,
+                current,
+            } => {
+                assert_eq!((*key, *db_key), ("volume_path", "volume-path"));
+                assert_eq!(db, &t.join("vols1").display().to_string());
+                assert_eq!(current, &t.join("vols2").display().to_string());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("vols1") && msg.contains("vols2") && msg.contains("system reset"));
+        // explicit and equal: fine
+        let fourth = load(t, Options::new().volume_path(t.join("vols1")));
+        apply_db_config(fourth, state.as_ref()).unwrap();
+    }
+
+    #[test]
+    fn reboot_detection_uses_the_alive_file_and_the_boot_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        assert!(needs_refresh(t), "no alive file");
+        std::fs::write(t.join(ALIVE_FILE), "").unwrap();
+        std::fs::write(t.join(BOOT_ID_FILE), current_boot_id()).unwrap();
+        assert!(!needs_refresh(t));
+        std::fs::write(t.join(BOOT_ID_FILE), "another boot").unwrap();
+        assert!(needs_refresh(t), "another boot id");
     }
 }

@@ -20,6 +20,9 @@ use crate::{names, LockedContainer, Result, Runtime, RuntimeError};
 /// The only volume driver rpod has.
 pub const LOCAL_DRIVER: &str = "local";
 
+/// podman's `VolumeState` key: whether the first mount is still to come.
+const NEEDS_COPY_UP: &str = "needsCopyUp";
+
 /// Driver options the `local` driver accepts.
 const KNOWN_OPTIONS: &[&str] = &["uid", "gid"];
 
@@ -60,8 +63,8 @@ pub struct VolumeInspect {
     pub gid: Option<u32>,
     /// How many containers have it mounted.
     pub mount_count: u32,
-    /// Whether the image content at the mount point would be copied up
-    /// (rpod runs from a root filesystem: true until first used).
+    /// Whether the volume was never mounted yet (podman copies the image's
+    /// content at the mount point up then; rpod does not copy).
     pub needs_copy_up: bool,
     /// Whether it was created for a container's `-v /path`.
     pub anonymous: bool,
@@ -88,8 +91,9 @@ fn bad_volume_arg(s: &str) -> RuntimeError {
     RuntimeError::InvalidInput {
         what: "volume",
         value: s.to_string(),
-        expected: "/host/path:/container/path[:ro|rw], NAME:/container/path[:ro|rw] or /container/path"
-            .into(),
+        expected:
+            "/host/path:/container/path[:ro|rw], NAME:/container/path[:ro|rw] or /container/path"
+                .into(),
     }
 }
 
@@ -311,7 +315,12 @@ impl Runtime {
             uid: id("uid"),
             gid: id("gid"),
             mount_count: rec.state.mount_count,
-            needs_copy_up: containers.is_empty(),
+            needs_copy_up: rec
+                .state
+                .extra
+                .get(NEEDS_COPY_UP)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
             anonymous: c.anonymous,
             containers,
         })
@@ -409,12 +418,8 @@ impl Runtime {
                     VolumeArg::Anonymous { dest } => (names::new_id(), dest, false, true),
                 };
                 if anon || !self.state().has_volume(&name)? {
-                    let cfg = self.add_volume_quiet(
-                        &name,
-                        BTreeMap::new(),
-                        BTreeMap::new(),
-                        anon,
-                    )?;
+                    let cfg =
+                        self.add_volume_quiet(&name, BTreeMap::new(), BTreeMap::new(), anon)?;
                     out.created.push(cfg);
                 }
                 if anon {
@@ -435,6 +440,31 @@ impl Runtime {
             return Err(e);
         }
         Ok(out)
+    }
+
+    /// Counts a container's mount (`mounted`) or unmount of its volumes in
+    /// their `MountCount`, under each volume's lock; the first mount clears
+    /// `NeedsCopyUp`. Failures are logged: the count is informational.
+    pub(crate) fn count_volume_mounts(&self, vols: &[NamedVolume], mounted: bool) {
+        for nv in vols {
+            let r = (|| -> Result<()> {
+                let rec = self.state().volume(&nv.name)?;
+                let lock = self.locks().retrieve(rec.config.lock_id)?;
+                let _guard = lock.lock()?;
+                let mut st = self.state().volume(&nv.name)?.state;
+                if mounted {
+                    st.mount_count += 1;
+                    st.extra.insert(NEEDS_COPY_UP.into(), false.into());
+                } else {
+                    st.mount_count = st.mount_count.saturating_sub(1);
+                }
+                self.state().save_volume_state(&nv.name, &st)?;
+                Ok(())
+            })();
+            if let Err(e) = r {
+                tracing::warn!("counting mounts of volume {}: {e}", nv.name);
+            }
+        }
     }
 
     /// Removes volumes created for a container whose creation failed.

@@ -617,14 +617,7 @@ pub fn inspect_cmd(g: &GlobalOpts, a: InspectArgs) -> Result<()> {
     let rt = runtime(g)?;
     let mut docs = Vec::new();
     for n in &a.containers {
-        let mut rec = rt.lookup_container(n)?;
-        if let Some(fresh) = rt
-            .list_containers()?
-            .into_iter()
-            .find(|r| r.config.id == rec.config.id)
-        {
-            rec = fresh;
-        }
+        let rec = rt.inspect_container(n)?;
         docs.push(inspect::inspect(&rec));
     }
     output::print_json(&docs)

@@ -87,11 +87,16 @@ fn print_human(r: &ImportReport) {
                 extra: &str,
                 err: &Option<String>,
                 notes: &[String]| {
-        let id = id.get(..12).unwrap_or(id);
+        // a volume's id is its name
+        let who = if id == name {
+            name.to_string()
+        } else {
+            format!("{} {name}", id.get(..12).unwrap_or(id))
+        };
         match err {
-            Some(e) => println!("{kind} {id} {name}: NOT imported: {e}"),
-            None if imported => println!("{kind} {id} {name}: imported{extra}"),
-            None => println!("{kind} {id} {name}: NOT imported"),
+            Some(e) => println!("{kind} {who}: NOT imported: {e}"),
+            None if imported => println!("{kind} {who}: imported{extra}"),
+            None => println!("{kind} {who}: NOT imported"),
         }
         for n in notes {
             println!("    not carried over: {n}");

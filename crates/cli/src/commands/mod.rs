@@ -4,11 +4,11 @@
 mod container;
 mod cp;
 mod ctl;
-mod exec;
-mod stats;
 mod events;
+mod exec;
 mod import_podman;
 mod info;
+mod stats;
 mod system;
 mod system_lifecycle;
 mod volume;

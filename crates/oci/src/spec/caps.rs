@@ -63,16 +63,29 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_SYS_CHROOT",
 ];
 
-/// Capabilities the running kernel supports (`/proc/sys/kernel/cap_last_cap`).
+/// Capabilities the running kernel supports (`/proc/sys/kernel/cap_last_cap`)
+/// and that this process may pass on (its bounding set, `CapBnd` in
+/// `/proc/self/status`), as podman's `--privileged` uses: a capability the
+/// caller lacks (e.g. `CAP_SYS_RESOURCE` in a restricted VM) cannot be given.
 pub fn host_caps() -> Vec<String> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(ALL_CAPS.len() - 1);
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     ALL_CAPS
         .iter()
+        .enumerate()
         .take(last.saturating_add(1).min(ALL_CAPS.len()))
-        .map(|s| s.to_string())
+        .filter(|(bit, _)| *bit >= 64 || bounding & (1u64 << bit) != 0)
+        .map(|(_, s)| s.to_string())
         .collect()
 }
 
