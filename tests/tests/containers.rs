@@ -520,13 +520,38 @@ fn lifecycle_actions_leave_events() {
     }
     let env = Env::new();
     let rootfs = Env::rootfs_arg();
-    let r = env.rpod(&["run", "--name", "evented", "--label", "team=core", "--rootfs", &rootfs, "sh", "-c", "exit 6"]);
+    let r = env.rpod(&[
+        "run",
+        "--name",
+        "evented",
+        "--label",
+        "team=core",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "exit 6",
+    ]);
     assert_eq!(r.code, 6, "{r:?}");
     ok(&env.rpod(&["rm", "evented"]));
-    let ev = env.rpod(&["events", "--stream=false", "--format", "json", "--filter", "container=evented"]);
+    let ev = env.rpod(&[
+        "events",
+        "--stream=false",
+        "--format",
+        "json",
+        "--filter",
+        "container=evented",
+    ]);
     ok(&ev);
-    let events: Vec<serde_json::Value> = ev.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let statuses: Vec<&str> = events.iter().map(|e| e["Status"].as_str().unwrap()).collect();
+    let events: Vec<serde_json::Value> = ev
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e["Status"].as_str().unwrap())
+        .collect();
     for s in ["create", "init", "start", "died", "cleanup", "remove"] {
         assert!(statuses.contains(&s), "no {s} event in {statuses:?}");
     }

@@ -111,6 +111,15 @@ impl AttachSocket {
         Ok(())
     }
 
+    /// Stops receiving (`shutdown(SHUT_RD)`): a [`AttachSocket::recv_packet`]
+    /// blocked in another thread returns `None` (used to detach).
+    pub fn close_output(&self) -> Result<(), OciError> {
+        match shutdown(self.fd.as_raw_fd(), Shutdown::Read) {
+            Ok(()) | Err(nix::Error::ENOTCONN) => Ok(()),
+            Err(e) => Err(io_err(&self.path, e)),
+        }
+    }
+
     /// Closes the container's stdin (`shutdown(SHUT_WR)`).
     pub fn close_input(&self) -> Result<(), OciError> {
         match shutdown(self.fd.as_raw_fd(), Shutdown::Write) {

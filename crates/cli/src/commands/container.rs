@@ -196,6 +196,9 @@ pub struct RunArgs {
     /// Run the container in the background and print its id
     #[arg(short, long)]
     pub detach: bool,
+    /// Key sequence to detach from the container's terminal
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -206,6 +209,12 @@ pub struct StartArgs {
     /// Attach to the container's output and return its exit code
     #[arg(short, long)]
     pub attach: bool,
+    /// Attach the container's stdin (with --attach)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Key sequence to detach from the container's terminal
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     /// Containers to start
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -357,6 +366,9 @@ pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<()> {
 /// `rpod run`.
 pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<()> {
     let opts = a.create.options()?;
+    if opts.tty && !a.detach {
+        return super::terminal::run_tty(g, &opts, a.detach_keys.as_deref());
+    }
     if a.detach && opts.autoremove {
         // allowed: conmon's cleanup removes it
     }
@@ -388,29 +400,12 @@ pub fn start(g: &GlobalOpts, a: StartArgs) -> Result<()> {
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        let id = {
-            let mut c = rt.lock_container(&a.containers[0])?;
-            c.init().or_else(|e| {
-                if c.state().state == rpod_state::ContainerStatus::Created {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
-            c.id().to_string()
-        };
-        let sock = rpod_oci::AttachSocket::connect(&rt.bundle_dir(&id))?;
-        rt.lock_container(&id)?.start()?;
-        sock.stream(
-            None,
-            &mut std::io::stdout().lock(),
-            &mut std::io::stderr().lock(),
-        )?;
-        let code = rt.wait_container(&id)?;
-        if code != 0 {
-            return Err(ExitStatus(code.clamp(0, 255) as u8).into());
-        }
-        return Ok(());
+        return super::terminal::start_attached(
+            g,
+            &a.containers[0],
+            a.interactive,
+            a.detach_keys.as_deref(),
+        );
     }
     let mut failed = None;
     for name in &a.containers {

@@ -10,6 +10,7 @@ mod import_podman;
 mod info;
 mod stats;
 mod system;
+mod terminal;
 mod system_lifecycle;
 mod volume;
 
@@ -79,6 +80,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Copy files between the host and a container
     Cp(cp::CpArgs),
+    /// Attach to a running container's terminal or output
+    Attach(terminal::AttachArgs),
     /// Manage named volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Top(a) => stats::top(g, a),
         Command::Stats(a) => stats::stats(g, a),
         Command::Cp(a) => cp::cp(g, a),
+        Command::Attach(a) => terminal::attach(g, a),
         Command::Volume(c) => volume::run(g, c),
     }
 }

@@ -189,7 +189,7 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> Result<()> {
             let mut out = out.lock();
             writeln!(
                 out,
-                "{:<14}{:<16}{:<10}{:<24}{:<10}{:<22}{:<22}{:<6}{:<14}{}",
+                "{:<14}{:<16}{:<10}{:<24}{:<10}{:<22}{:<22}{:<6}{:<14}AVG CPU %",
                 "ID",
                 "NAME",
                 "CPU %",
@@ -198,8 +198,7 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> Result<()> {
                 "NET IO",
                 "BLOCK IO",
                 "PIDS",
-                "CPU TIME",
-                "AVG CPU %"
+                "CPU TIME"
             )?;
             for l in &lines {
                 writeln!(
