@@ -10,8 +10,8 @@ mod import_podman;
 mod info;
 mod stats;
 mod system;
-mod terminal;
 mod system_lifecycle;
+mod terminal;
 mod volume;
 
 use anyhow::Result;
