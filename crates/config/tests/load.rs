@@ -90,7 +90,7 @@ fn system_file_is_read_when_no_override() {
     let cfg = env.loader(0).load().unwrap();
     assert_eq!(cfg.num_locks, 100);
     assert_eq!(cfg.namespace, "sys");
-    assert_eq!(cfg.files_read(), &[sys.clone()]);
+    assert_eq!(cfg.files_read(), std::slice::from_ref(&sys));
     assert_eq!(cfg.origin("num_locks"), Origin::File(sys));
 }
 
