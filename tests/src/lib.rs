@@ -175,6 +175,24 @@ impl Default for Env {
     }
 }
 
+/// Asserts that an rpod invocation succeeded, showing its output if not.
+pub fn ok(r: &Run) -> &Run {
+    assert_eq!(r.code, 0, "rpod failed: {r:?}");
+    r
+}
+
+/// Polls `f` every 100 ms until it holds; fails the test after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Runs the rpod binary with exactly `args` (no config added).
 pub fn rpod_raw(args: &[&str]) -> Run {
     Command::new(rpod_bin())

@@ -3,20 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rpod_e2e::{have_container_tools, Env, Run};
-
-fn ok(r: &Run) -> &Run {
-    assert_eq!(r.code, 0, "rpod failed: {r:?}");
-    r
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
 
 fn ps_json(env: &Env) -> Vec<serde_json::Value> {
     let r = env.rpod(&["ps", "-a", "--format", "json"]);

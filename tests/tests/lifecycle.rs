@@ -5,27 +5,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use rpod_e2e::{have_container_tools, Env, Run};
+use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
 use serde_json::Value;
-
-fn ok(r: &Run) -> &Run {
-    assert_eq!(r.code, 0, "rpod failed: {r:?}");
-    r
-}
 
 fn json(r: &Run) -> Value {
     ok(r);
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn inspect(env: &Env, name: &str) -> Value {

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use rpod_e2e::{have_container_tools, Env, Run};
+use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
 use serde_json::Value;
 
 fn fixtures_root() -> PathBuf {
@@ -54,11 +53,6 @@ fn over(env: &Env, db: &Path, args: &[&str]) -> Run {
     let mut full = vec!["--db-backend", "bolt", "--db-path", db.to_str().unwrap()];
     full.extend_from_slice(args);
     env.rpod(&full)
-}
-
-fn ok(r: &Run) -> &Run {
-    assert_eq!(r.code, 0, "rpod failed: {r:?}");
-    r
 }
 
 fn json(r: &Run) -> Value {
@@ -344,14 +338,6 @@ fn import_reports_what_is_not_carried_over() {
     let r = import(&env, &db, &["--rootfs-map", "relative=/x"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("--rootfs-map"), "{r:?}");
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

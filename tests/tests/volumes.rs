@@ -3,13 +3,8 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use rpod_e2e::{have_container_tools, Env, Run};
+use rpod_e2e::{have_container_tools, ok, Env, Run};
 use serde_json::Value;
-
-fn ok(r: &Run) -> &Run {
-    assert_eq!(r.code, 0, "rpod failed: {r:?}");
-    r
-}
 
 fn json(r: &Run) -> Value {
     ok(r);

@@ -117,7 +117,7 @@ config_fields! {
     detach_keys: String,
 
     // ---- rpod's own keys ----
-    /// State backend by name (`sled`, `memory`, `bolt`).
+    /// State backend by name (`bolt`, the default; `sled`; `memory`).
     database_backend: String,
     /// Storage root: persistent data (the equivalent of containers-storage's graph root).
     root: PathBuf,
@@ -265,7 +265,7 @@ impl RuntimeConfig {
             lock_type: "shm".into(),
             events_logger: "file".into(),
             detach_keys: "ctrl-p,ctrl-q".into(),
-            database_backend: "sled".into(),
+            database_backend: "bolt".into(),
             root,
             runroot,
             graph_driver: "vfs".into(),

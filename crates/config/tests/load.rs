@@ -55,6 +55,8 @@ fn defaults_for_root_use_rpods_own_paths() {
     assert_eq!(cfg.detach_keys, "ctrl-p,ctrl-q");
     assert_eq!(cfg.max_log_size, -1);
     assert_eq!(cfg.runtime, "runc");
+    assert_eq!(cfg.database_backend, "bolt");
+    assert_eq!(cfg.lock_type, "shm");
     assert!(cfg.runtimes["runc"].contains(&PathBuf::from("/usr/sbin/runc")));
     assert!(cfg.conmon_path.contains(&PathBuf::from("/usr/bin/conmon")));
     assert!(cfg.files_read().is_empty());

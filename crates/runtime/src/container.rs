@@ -1043,8 +1043,15 @@ impl<'r> LockedContainer<'r> {
             }
             .into());
         }
-        if let Ok(oci) = self.oci() {
-            let _ = oci.delete(&id, true);
+        // A configured container never reached the OCI runtime and an exited
+        // one was deleted from it by cleanup; anything else may still be there.
+        if !matches!(
+            self.status(),
+            ContainerStatus::Configured | ContainerStatus::Exited
+        ) {
+            if let Ok(oci) = self.oci() {
+                let _ = oci.delete(&id, true);
+            }
         }
         self.rt.state().remove_container(&id)?;
         for dir in [self.rt.bundle_dir(&id), self.rt.container_static_dir(&id)] {

@@ -614,6 +614,6 @@ pub fn open_bolt(opts: &StateOptions) -> Result<Box<dyn State>, StateError> {
 rpod_registry::register_backend! {
     kind: rpod_registry::kinds::STATE,
     name: BOLT_BACKEND,
-    summary: "bbolt file (podman's format); opened per operation; reads podman 1.5-4.3 databases read-only",
+    summary: "bbolt file, podman's format (default); opened per operation; reads podman 1.5-4.3 databases read-only",
     factory: open_bolt as rpod_state::StateFactory,
 }

@@ -540,6 +540,6 @@ pub fn open_sled(opts: &StateOptions) -> Result<Box<dyn State>, StateError> {
 rpod_registry::register_backend! {
     kind: rpod_registry::kinds::STATE,
     name: SLED_BACKEND,
-    summary: "sled embedded database (default); opened per operation so many rpod processes share it",
+    summary: "sled embedded database; opened per operation so many rpod processes share it",
     factory: open_sled as rpod_state::StateFactory,
 }
