@@ -265,3 +265,23 @@ fn terminal_is_restored_when_rpod_is_terminated() {
     // the container itself keeps running under conmon
     assert_eq!(state(&env, "term"), "running");
 }
+
+#[test]
+fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
+    if !have_container_tools() {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = Env::rootfs_arg();
+    let r = env.rpod(&[
+        "run", "-d", "--name", "host", "--rootfs", &rootfs, "sleep", "100",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut p = Pty::spawn(&env, &["exec", "-it", "host", "sh"], 24, 80);
+    p.write(b"echo EXEC$((40+2))\n");
+    p.expect("EXEC42", 20);
+    assert!(!p.cooked(), "the terminal must be raw during exec -it");
+    p.write(b"exit 5\n");
+    assert_eq!(p.wait(20), 5);
+    assert!(p.cooked(), "the terminal must be restored after exec -it");
+}

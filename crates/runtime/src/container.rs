@@ -68,60 +68,88 @@ impl RestartPolicy {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// What a container is created from (`rpod create`/`run` flags). Kept in the
 /// container's config so that `init` can regenerate the bundle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CreateOptions {
     /// `--name`; generated when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `--rootfs DIR`.
     pub rootfs: PathBuf,
     /// Command and arguments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     /// `-e KEY=VALUE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// `-w`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub workdir: String,
     /// `-u uid[:gid]`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// `--hostname`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub hostname: String,
     /// `--label KEY=VALUE`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// `--annotation KEY=VALUE`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// `-v /host:/ctr[:ro]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
     /// `--cap-add`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
     /// `--cap-drop`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
     /// `--privileged`.
+    #[serde(skip_serializing_if = "is_false")]
     pub privileged: bool,
     /// `--read-only`.
+    #[serde(skip_serializing_if = "is_false")]
     pub read_only: bool,
     /// `--security-opt` (`seccomp=unconfined|PATH`, `no-new-privileges`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
     /// `--network none|host` (empty: none).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub network: String,
     /// `--init`.
+    #[serde(skip_serializing_if = "is_false")]
     pub init: bool,
     /// `-t`.
+    #[serde(skip_serializing_if = "is_false")]
     pub tty: bool,
     /// `-i`.
+    #[serde(skip_serializing_if = "is_false")]
     pub interactive: bool,
     /// `--rm`.
+    #[serde(skip_serializing_if = "is_false")]
     pub autoremove: bool,
     /// `--runtime NAME|PATH` for this container.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     /// `--stop-signal` as a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<i32>,
     /// `--stop-timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u32>,
     /// `--restart`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub restart: String,
     /// The command line that created the container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub create_command: Vec<String>,
 }
 

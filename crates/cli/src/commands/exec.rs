@@ -61,6 +61,13 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
     };
     let rt = runtime(g)?;
     let stdin: Option<Box<dyn std::io::Read + Send>> = Some(Box::new(std::io::stdin()));
+    // With -it the user's terminal goes raw for the session (restored on drop,
+    // also when exec fails); keys then reach the container's pty unchanged.
+    let _raw = if a.tty && a.interactive && !a.detach {
+        crate::commands::terminal::RawMode::enter()?
+    } else {
+        None
+    };
     let out = rt.exec(
         ctr,
         &opts,

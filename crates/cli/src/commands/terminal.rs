@@ -63,12 +63,12 @@ extern "C" fn restore_and_reraise(sig: libc::c_int) {
 }
 
 /// The user's terminal in raw mode; restored when dropped.
-struct RawMode {
+pub(crate) struct RawMode {
     orig: Termios,
 }
 
 impl RawMode {
-    fn enter() -> Result<Option<RawMode>> {
+    pub(crate) fn enter() -> Result<Option<RawMode>> {
         let stdin = std::io::stdin();
         let fd = stdin.as_fd();
         if !nix::unistd::isatty(fd.as_raw_fd()).unwrap_or(false) {
