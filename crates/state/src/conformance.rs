@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::*;
 
+pub mod crash;
 pub mod model;
 
 /// A fresh, empty state and whatever must live as long as it (a temp dir).
