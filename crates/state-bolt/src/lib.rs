@@ -63,7 +63,7 @@
 //! (10 top-level buckets, older volume and pod fields; tested with
 //! synthetic databases built from podman 1.5.0's schema).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -153,17 +153,6 @@ fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// One in-process gate per database path: threads of one process take turns
-/// instead of waiting on the file lock.
-fn gate_for(path: &Path) -> Arc<Mutex<()>> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = GATES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    Arc::clone(map.entry(path.to_path_buf()).or_default())
 }
 
 /// What a bolt file holds.
@@ -388,7 +377,7 @@ impl BoltKv {
         let path = path.into();
         let path = std::path::absolute(&path).unwrap_or(path);
         BoltKv {
-            gate: gate_for(&path),
+            gate: rpod_state::kv::gate_for(&path),
             path,
             read_only,
             busy_timeout,
@@ -417,19 +406,8 @@ impl BoltKv {
     /// Builds a new file next to `path` and links it into place (never over
     /// an existing file).
     fn initialise(&self) -> Result<(), StateError> {
-        let parent = self.path.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent)
+        let tmp = rpod_state::kv::staging_path(&self.path)
             .map_err(|e| io_err("creating the directory of", &self.path, e))?;
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "db".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = parent.join(format!(".{name}.init-{}-{nanos}", std::process::id()));
         let built = (|| -> Result<(), StateError> {
             let db = Db::open(&tmp, &OpenOptions::new().page_size(4096))
                 .map_err(|e| bolt_err("creating", &tmp, e))?;

@@ -49,9 +49,8 @@
 //! The default location is `<static_dir>/sled_state.db` (a directory), or
 //! `db_path` when set.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -120,17 +119,6 @@ fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> StateError {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// One in-process gate per database path: threads of one process take turns
-/// instead of spinning on sled's file lock.
-fn gate_for(path: &Path) -> Arc<Mutex<()>> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = GATES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    Arc::clone(map.entry(path.to_path_buf()).or_default())
 }
 
 /// The sled [`KvStore`]: opened per operation.
@@ -235,7 +223,7 @@ impl SledKv {
         let path = path.into();
         let path = std::path::absolute(&path).unwrap_or(path);
         SledKv {
-            gate: gate_for(&path),
+            gate: rpod_state::kv::gate_for(&path),
             held: Mutex::new(None),
             path,
             read_only,
@@ -252,19 +240,8 @@ impl SledKv {
 
     /// Builds a new database next to `path` and renames it into place.
     fn initialise(&self) -> Result<(), StateError> {
-        let parent = self.path.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent)
+        let tmp = rpod_state::kv::staging_path(&self.path)
             .map_err(|e| io_err("creating the directory of", &self.path, e))?;
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "db".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = parent.join(format!(".{name}.init-{}-{nanos}", std::process::id()));
         let built = (|| -> Result<(), StateError> {
             let db = sled_config(&tmp)
                 .open()

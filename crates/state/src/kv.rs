@@ -44,6 +44,37 @@ pub const SCHEMA_KEY: &[u8] = b"m\0schema";
 const MARKER_PREFIX: &str = "rpod-state-schema:";
 
 /// The schema marker value for [`SCHEMA_VERSION`].
+/// One in-process gate per database path, for backends that open their file
+/// per operation: threads of one process take turns on it instead of waiting
+/// on (or spinning for) the file lock.
+pub fn gate_for(path: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static GATES: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut map = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Arc::clone(map.entry(path.to_path_buf()).or_default())
+}
+
+/// Where a backend builds a new database before moving it into place at
+/// `path`: a hidden, unique name in the same directory (created if missing),
+/// so that a half-built database is never visible under `path`.
+pub fn staging_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    Ok(parent.join(format!(".{name}.init-{}-{nanos}", std::process::id())))
+}
+
 pub fn schema_marker() -> Vec<u8> {
     format!("{MARKER_PREFIX}{SCHEMA_VERSION}").into_bytes()
 }
