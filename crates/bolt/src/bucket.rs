@@ -4,7 +4,7 @@ use std::ops::Bound;
 
 use crate::error::Result;
 use crate::page::BUCKET_LEAF_FLAG;
-use crate::tree::Cursor;
+use crate::tree::{Cursor, Elem};
 use crate::tx::Tx;
 
 /// A handle on a bucket inside a transaction. Cheap to copy; all data access goes through
@@ -122,6 +122,8 @@ pub struct Iter<'tx> {
     slot: usize,
     from: Option<Vec<u8>>,
     cursor: Option<Cursor<'tx>>,
+    /// Next element from the disk cursor, not yet returned.
+    peek: Option<Elem<'tx>>,
     last: Option<Vec<u8>>,
     started: bool,
     done: bool,
@@ -134,6 +136,7 @@ impl<'tx> Iter<'tx> {
             slot,
             from,
             cursor: None,
+            peek: None,
             last: None,
             started: false,
             done: false,
@@ -142,27 +145,59 @@ impl<'tx> Iter<'tx> {
 
     fn step(&mut self) -> Result<Option<Item>> {
         self.tx.check_live(self.slot)?;
-        if let Some(root) = self.tx.disk_root(self.slot) {
-            if !self.started {
-                self.cursor = Some(self.tx.src().cursor(root, self.from.as_deref())?);
-                self.started = true;
-            }
+        let root = self.tx.disk_root(self.slot);
+        if let (Some(root), false) = (root, self.started) {
+            self.cursor = Some(self.tx.src().cursor(root, self.from.as_deref())?);
+        }
+        self.started = true;
+        loop {
+            // Next element on disk after the last returned key (the snapshot on disk never
+            // changes during the transaction, so the cursor stays valid).
             if let Some(c) = &mut self.cursor {
-                return Ok(c.next_elem()?.map(|(f, k, v)| {
-                    let v = (f & BUCKET_LEAF_FLAG == 0).then(|| v.to_vec());
-                    (k.to_vec(), v)
-                }));
+                while self.peek.is_none() {
+                    match c.next_elem()? {
+                        None => break,
+                        Some(e) => {
+                            if self.last.as_deref().map_or(true, |l| e.1 > l) {
+                                self.peek = Some(e);
+                            }
+                        }
+                    }
+                }
+            }
+            let lower = match (&self.last, &self.from) {
+                (Some(l), _) => Bound::Excluded(l.as_slice()),
+                (None, Some(f)) => Bound::Included(f.as_slice()),
+                (None, None) => Bound::Unbounded,
+            };
+            let mem = self.tx.mem_next(self.slot, lower);
+            let disk_item = |(f, k, v): Elem<'_>| {
+                let v = (f & BUCKET_LEAF_FLAG == 0).then(|| v.to_vec());
+                (k.to_vec(), v)
+            };
+            let (key, val) = match (self.peek, mem) {
+                (None, None) => return Ok(None),
+                (Some(d), None) => {
+                    self.peek = None;
+                    return Ok(Some(disk_item(d)));
+                }
+                (Some(d), Some(m)) if d.1 < m.0.as_slice() => {
+                    self.peek = None;
+                    return Ok(Some(disk_item(d)));
+                }
+                (d, Some(m)) => {
+                    if d.is_some_and(|d| d.1 == m.0.as_slice()) {
+                        self.peek = None;
+                    }
+                    m
+                }
+            };
+            match val {
+                Some(v) => return Ok(Some((key, v))),
+                // Deleted in this transaction: skip it.
+                None => self.last = Some(key),
             }
         }
-        // The bucket is in memory (possibly since a modification during iteration).
-        self.cursor = None;
-        self.started = true;
-        let lower = match (&self.last, &self.from) {
-            (Some(l), _) => Bound::Excluded(l.as_slice()),
-            (None, Some(f)) => Bound::Included(f.as_slice()),
-            (None, None) => Bound::Unbounded,
-        };
-        Ok(self.tx.mem_next(self.slot, lower))
     }
 }
 

@@ -47,14 +47,20 @@
 //!
 //! ## Writer strategy
 //!
-//! A bucket is loaded into memory (a `BTreeMap`) the first time it is modified in a write
-//! transaction; at commit each modified bucket's B+tree is rebuilt from scratch (leaves
-//! packed up to a page, branch levels above, nodes larger than a page become overflow
-//! runs), its old pages are freed, and the new bucket header is stored in its parent, up to
-//! the root. Unmodified buckets keep their pages and value bytes. A commit therefore costs
-//! O(size of the modified buckets), not O(log n) per key like bbolt's node-level
-//! copy-on-write; this is the known trade-off of this simple writer. Reads go straight to
-//! the memory map with binary search (O(log n)); values are returned as owned `Vec<u8>`.
+//! Modifications to a bucket stored on disk are kept as an ordered overlay of pending
+//! changes (reads and iteration merge it with the tree on disk). At commit each modified
+//! bucket is updated **copy-on-write per node**, as bbolt does: only the leaves holding
+//! changed keys and their ancestors up to the bucket root are rewritten to newly allocated
+//! pages (nodes larger than a page are split, or become overflow runs for single huge
+//! elements; rewritten leaves under a quarter page are merged with a neighbouring leaf;
+//! root branches left with one child are collapsed); untouched subtrees keep their page
+//! ids, and the replaced pages are freed. The new bucket header is stored in its parent the
+//! same way, up to the root. A commit therefore costs O(changed keys x tree depth), not
+//! O(bucket size). A bucket whose tree is a single leaf is rebuilt whole, and becomes (or
+//! stays) inline when bbolt would inline it; inline and newly created buckets live in
+//! memory (a `BTreeMap`) for the transaction. Unmodified buckets keep their pages and value
+//! bytes. Reads go straight to the memory map with binary search (O(log n)); values are
+//! returned as owned `Vec<u8>`.
 //!
 //! ## Untrusted input
 //!

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use crate::error::Result;
 use crate::freelist::Allocator;
 use crate::page::{
-    rd_u64, write_branch, write_leaf, Ctx, Page, BUCKET_HEADER_SIZE, BUCKET_LEAF_FLAG, ELEM_SIZE,
-    LEAF_PAGE_FLAG, MAX_PAGE_ELEMS, PAGE_HEADER_SIZE,
+    rd_u16, rd_u64, write_branch, write_leaf, Ctx, Page, BRANCH_PAGE_FLAG, BUCKET_HEADER_SIZE,
+    BUCKET_LEAF_FLAG, ELEM_SIZE, LEAF_PAGE_FLAG, MAX_PAGE_ELEMS, PAGE_HEADER_SIZE,
 };
 
 /// Maximum depth of a B+tree (bbolt trees are far shallower); protects against cycles.
@@ -443,6 +443,288 @@ pub(crate) fn write_tree(
         level = next;
     }
     level[0].1
+}
+
+/// A pending change to one key of a bucket stored on disk: `None` deletes the key,
+/// `Some((flags, value))` inserts or replaces it.
+pub(crate) type Change<'e> = (&'e [u8], Option<(u32, &'e [u8])>);
+
+/// Writes `elems` (sorted) as one or more leaf nodes; returns `(first key, pgid)` of each.
+fn write_leaves(
+    elems: &[Elem<'_>],
+    alloc: &mut Allocator,
+    page_size: usize,
+    out: &mut Vec<(u64, Vec<u8>)>,
+) -> Vec<(Vec<u8>, u64)> {
+    if elems.is_empty() {
+        return Vec::new();
+    }
+    let sizes: Vec<usize> = elems
+        .iter()
+        .map(|(_, k, v)| ELEM_SIZE + k.len() + v.len())
+        .collect();
+    let mut res = Vec::new();
+    for g in group(&sizes, page_size, 1) {
+        let part = &elems[g];
+        let npages = node_size(part).div_ceil(page_size) as u64;
+        let id = alloc.allocate(npages);
+        let mut buf = vec![0u8; npages as usize * page_size];
+        write_leaf(&mut buf, id, (npages - 1) as u32, part);
+        out.push((id, buf));
+        res.push((part[0].1.to_vec(), id));
+    }
+    res
+}
+
+/// Writes branch entries as one or more branch nodes; returns `(first key, pgid)` of each.
+fn write_branches(
+    level: &[(Vec<u8>, u64)],
+    alloc: &mut Allocator,
+    page_size: usize,
+    out: &mut Vec<(u64, Vec<u8>)>,
+) -> Vec<(Vec<u8>, u64)> {
+    let sizes: Vec<usize> = level.iter().map(|(k, _)| ELEM_SIZE + k.len()).collect();
+    let mut res = Vec::new();
+    for g in group(&sizes, page_size, 2) {
+        let part: Vec<(&[u8], u64)> = level[g].iter().map(|(k, c)| (k.as_slice(), *c)).collect();
+        let size = PAGE_HEADER_SIZE + part.iter().map(|(k, _)| ELEM_SIZE + k.len()).sum::<usize>();
+        let npages = size.div_ceil(page_size) as u64;
+        let id = alloc.allocate(npages);
+        let mut buf = vec![0u8; npages as usize * page_size];
+        write_branch(&mut buf, id, (npages - 1) as u32, &part);
+        out.push((id, buf));
+        res.push((part[0].0.to_vec(), id));
+    }
+    res
+}
+
+/// Applies sorted, unique `changes` to the leaf elements `old` (which must be strictly
+/// ascending; checked).
+pub(crate) fn merge_elems<'e>(
+    ctx: Ctx<'_>,
+    page_id: u64,
+    old: &[Elem<'e>],
+    changes: &[Change<'e>],
+) -> Result<Vec<Elem<'e>>> {
+    let mut out = Vec::with_capacity(old.len() + changes.len());
+    let mut ci = 0;
+    for (i, e) in old.iter().enumerate() {
+        if i > 0 && old[i - 1].1 >= e.1 {
+            return Err(ctx.corrupt(page_id, "keys out of order"));
+        }
+        while ci < changes.len() && changes[ci].0 < e.1 {
+            if let (k, Some((f, v))) = changes[ci] {
+                out.push((f, k, v));
+            }
+            ci += 1;
+        }
+        if ci < changes.len() && changes[ci].0 == e.1 {
+            if let (k, Some((f, v))) = changes[ci] {
+                out.push((f, k, v));
+            }
+            ci += 1;
+        } else {
+            out.push(*e);
+        }
+    }
+    for &(k, c) in &changes[ci..] {
+        if let Some((f, v)) = c {
+            out.push((f, k, v));
+        }
+    }
+    Ok(out)
+}
+
+impl<'a> Source<'a> {
+    /// All elements of the leaf or branch page `id` if it is a leaf (`None` for a branch).
+    pub(crate) fn leaf_elems(&self, id: u64) -> Result<Option<Vec<Elem<'a>>>> {
+        let page = self.node(id)?;
+        if page.is_branch() {
+            return Ok(None);
+        }
+        (0..page.count)
+            .map(|i| page.leaf_elem(self.ctx, i))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Copy-on-write update of the tree rooted at `root` with sorted, unique `changes`:
+    /// only the nodes on the paths to changed keys are rewritten (to newly allocated
+    /// pages, their old pages added to `freed`); untouched subtrees keep their pages.
+    /// Returns the new root pgid.
+    pub(crate) fn cow_tree(
+        &self,
+        root: u64,
+        changes: &[Change<'a>],
+        alloc: &mut Allocator,
+        out: &mut Vec<(u64, Vec<u8>)>,
+        freed: &mut BTreeSet<u64>,
+    ) -> Result<u64> {
+        let mut level = self.cow_node(root, changes, alloc, out, freed, 0)?;
+        if level.is_empty() {
+            let id = alloc.allocate(1);
+            let mut buf = vec![0u8; self.page_size];
+            write_leaf(&mut buf, id, 0, &[]);
+            out.push((id, buf));
+            return Ok(id);
+        }
+        while level.len() > 1 {
+            level = write_branches(&level, alloc, self.page_size, out);
+        }
+        // Collapse root branches (written by this update) that have a single child.
+        let mut id = level[0].1;
+        while let Some(pos) = out.iter().rposition(|p| p.0 == id) {
+            let buf = &out[pos].1;
+            if rd_u16(buf, 8) != Some(BRANCH_PAGE_FLAG) || rd_u16(buf, 10) != Some(1) {
+                break;
+            }
+            let child = rd_u64(buf, PAGE_HEADER_SIZE + 8).unwrap_or(0);
+            let n = (buf.len() / self.page_size) as u64;
+            out.remove(pos);
+            alloc.free.extend(id..id + n);
+            id = child;
+        }
+        Ok(id)
+    }
+
+    /// If page `id` is a leaf: its elements (checked to ascend), its pages added to `freed`.
+    fn take_leaf(
+        &self,
+        id: u64,
+        freed: &mut BTreeSet<u64>,
+        depth: usize,
+    ) -> Result<Option<Vec<Elem<'a>>>> {
+        let ctx = self.ctx;
+        if depth >= MAX_DEPTH {
+            return Err(ctx.corrupt(id, "tree deeper than the maximum depth (cycle?)"));
+        }
+        let page = self.node(id)?;
+        if page.is_branch() {
+            return Ok(None);
+        }
+        for pg in id..=id + u64::from(page.overflow) {
+            if !freed.insert(pg) {
+                return Err(ctx.corrupt(pg, "page referenced more than once"));
+            }
+        }
+        let old = (0..page.count)
+            .map(|i| page.leaf_elem(ctx, i))
+            .collect::<Result<Vec<_>>>()?;
+        merge_elems(ctx, id, &old, &[]).map(Some)
+    }
+
+    fn cow_node(
+        &self,
+        id: u64,
+        changes: &[Change<'a>],
+        alloc: &mut Allocator,
+        out: &mut Vec<(u64, Vec<u8>)>,
+        freed: &mut BTreeSet<u64>,
+        depth: usize,
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
+        let ctx = self.ctx;
+        if depth >= MAX_DEPTH {
+            return Err(ctx.corrupt(id, "tree deeper than the maximum depth (cycle?)"));
+        }
+        let page = self.node(id)?;
+        for pg in id..=id + u64::from(page.overflow) {
+            if !freed.insert(pg) {
+                return Err(ctx.corrupt(pg, "page referenced more than once"));
+            }
+        }
+        if !page.is_branch() {
+            let old = (0..page.count)
+                .map(|i| page.leaf_elem(ctx, i))
+                .collect::<Result<Vec<_>>>()?;
+            let elems = merge_elems(ctx, id, &old, changes)?;
+            return Ok(write_leaves(&elems, alloc, self.page_size, out));
+        }
+        // Children after the update: kept as they are, leaves with their new elements (not
+        // written yet, so that underfull ones can be merged with a neighbour), or the nodes
+        // a rewritten branch became.
+        enum Pend<'e> {
+            Keep(Vec<u8>, u64),
+            Leaf(Vec<Elem<'e>>),
+            Nodes(Vec<(Vec<u8>, u64)>),
+        }
+        let mut pend: Vec<Pend<'a>> = Vec::with_capacity(page.count + 1);
+        let mut rest = changes;
+        for i in 0..page.count {
+            let (key, child) = page.branch_elem(ctx, i)?;
+            let mine = if i + 1 < page.count {
+                let next = page.branch_elem(ctx, i + 1)?.0;
+                if next <= key {
+                    return Err(ctx.corrupt(id, "branch keys out of order"));
+                }
+                let n = rest.partition_point(|c| c.0 < next);
+                let (a, b) = rest.split_at(n);
+                rest = b;
+                a
+            } else {
+                std::mem::take(&mut rest)
+            };
+            if mine.is_empty() {
+                pend.push(Pend::Keep(key.to_vec(), child));
+            } else if let Some(old) = self.take_leaf(child, freed, depth + 1)? {
+                pend.push(Pend::Leaf(merge_elems(ctx, child, &old, mine)?));
+            } else {
+                pend.push(Pend::Nodes(self.cow_node(
+                    child,
+                    mine,
+                    alloc,
+                    out,
+                    freed,
+                    depth + 1,
+                )?));
+            }
+        }
+        // Merge underfull rewritten leaves with a neighbouring leaf (bbolt's rebalance).
+        let threshold = self.page_size / 4;
+        let mut i = 0;
+        while i < pend.len() {
+            let small = matches!(&pend[i], Pend::Leaf(e) if node_size(e) < threshold);
+            if !small || pend.len() < 2 {
+                i += 1;
+                continue;
+            }
+            let j = if i + 1 < pend.len() { i + 1 } else { i - 1 };
+            let other = match &pend[j] {
+                Pend::Leaf(e) => Some(e.clone()),
+                Pend::Keep(_, c) => self.take_leaf(*c, freed, depth + 1)?,
+                Pend::Nodes(_) => None,
+            };
+            let Some(other) = other else {
+                i += 1;
+                continue;
+            };
+            let (lo, hi) = (i.min(j), i.max(j));
+            let Pend::Leaf(mine) = std::mem::replace(&mut pend[i], Pend::Nodes(Vec::new())) else {
+                unreachable!("checked above")
+            };
+            let (mut merged, tail) = if j > i { (mine, other) } else { (other, mine) };
+            if let (Some(a), Some(b)) = (merged.last(), tail.first()) {
+                if a.1 >= b.1 {
+                    return Err(ctx.corrupt(id, "keys of sibling leaves overlap"));
+                }
+            }
+            merged.extend(tail);
+            pend[lo] = Pend::Leaf(merged);
+            pend.remove(hi);
+            i = lo;
+        }
+        let mut level: Vec<(Vec<u8>, u64)> = Vec::with_capacity(pend.len() + 1);
+        for p in pend {
+            match p {
+                Pend::Keep(k, c) => level.push((k, c)),
+                Pend::Leaf(e) => level.extend(write_leaves(&e, alloc, self.page_size, out)),
+                Pend::Nodes(n) => level.extend(n),
+            }
+        }
+        if level.is_empty() {
+            return Ok(level);
+        }
+        Ok(write_branches(&level, alloc, self.page_size, out))
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::page::{Ctx, BUCKET_LEAF_FLAG};
 use crate::tree::{self, BucketHeader, Elem, Source};
 use crate::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 
-/// A key's content inside a materialized bucket.
+/// A key's content inside an in-memory bucket or a pending change.
 #[derive(Debug, Clone)]
 pub(crate) enum Entry {
     Value(Vec<u8>),
@@ -26,9 +26,13 @@ pub(crate) enum Entry {
 
 #[derive(Debug)]
 pub(crate) enum SlotData {
-    /// Unmodified tree on disk, rooted at this page.
-    Disk(u64),
-    /// Fully loaded into memory (inline buckets, new buckets, and modified buckets).
+    /// Tree on disk, rooted at this page, plus the changes made to it in this transaction
+    /// (`None` = deleted), applied copy-on-write at commit.
+    Disk {
+        root: u64,
+        changes: BTreeMap<Vec<u8>, Option<Entry>>,
+    },
+    /// Fully in memory (inline buckets and new buckets).
     Mem(BTreeMap<Vec<u8>, Entry>),
 }
 
@@ -105,7 +109,10 @@ impl<'db> Tx<'db> {
         };
         let root = Slot {
             parent: None,
-            data: SlotData::Disk(meta.root),
+            data: SlotData::Disk {
+                root: meta.root,
+                changes: BTreeMap::new(),
+            },
             sequence: meta.sequence,
             orig_root: meta.root,
             dirty: false,
@@ -247,7 +254,13 @@ impl<'db> Tx<'db> {
                 Entry::Value(v) => (false, v.clone()),
                 Entry::Bucket(v) => (true, v.clone()),
             })),
-            SlotData::Disk(root) => {
+            SlotData::Disk { root, changes } => {
+                if let Some(c) = changes.get(key) {
+                    return Ok(c.as_ref().map(|e| match e {
+                        Entry::Value(v) => (false, v.clone()),
+                        Entry::Bucket(v) => (true, v.clone()),
+                    }));
+                }
                 let root = *root;
                 drop(st);
                 Ok(self
@@ -298,7 +311,10 @@ impl<'db> Tx<'db> {
                     format!("sub-bucket root page {} outside [2, {})", hdr.root, src.hwm),
                 ));
             }
-            SlotData::Disk(hdr.root)
+            SlotData::Disk {
+                root: hdr.root,
+                changes: BTreeMap::new(),
+            }
         };
         let mut st = self.st();
         let id = st.slots.len();
@@ -323,49 +339,39 @@ impl<'db> Tx<'db> {
         })
     }
 
-    /// Loads a bucket's whole tree into memory.
-    fn materialize(&self, slot: usize) -> Result<()> {
-        let root = match self.state.borrow().slots[slot].data {
-            SlotData::Disk(root) => root,
-            SlotData::Mem(_) => return Ok(()),
-        };
-        let mut cur = self.src().cursor(root, None)?;
-        let mut map = BTreeMap::new();
-        while let Some(e) = cur.next_elem()? {
-            map.insert(e.1.to_vec(), to_entry(e));
-        }
-        self.st().slots[slot].data = SlotData::Mem(map);
-        Ok(())
-    }
-
-    /// Marks a bucket's header as needing a rewrite, loading and marking its ancestors.
-    fn touch(&self, slot: usize) -> Result<()> {
+    /// Marks a bucket's header (and its ancestors') as needing a rewrite.
+    fn touch(&self, slot: usize) {
+        let mut st = self.st();
         let mut cur = slot;
         loop {
-            let parent = {
-                let mut st = self.st();
-                if st.slots[cur].dirty {
-                    return Ok(());
-                }
-                st.slots[cur].dirty = true;
-                st.slots[cur].parent
-            };
-            let Some(p) = parent else { return Ok(()) };
-            self.materialize(p)?;
-            cur = p;
+            if st.slots[cur].dirty {
+                return;
+            }
+            st.slots[cur].dirty = true;
+            match st.slots[cur].parent {
+                Some(p) => cur = p,
+                None => return,
+            }
         }
     }
 
-    /// Prepares a bucket for content modification.
-    fn modify(&self, slot: usize) -> Result<RefMut<'_, BTreeMap<Vec<u8>, Entry>>> {
-        self.materialize(slot)?;
-        self.touch(slot)?;
-        Ok(RefMut::map(self.st(), |st| {
-            match &mut st.slots[slot].data {
-                SlotData::Mem(m) => m,
-                SlotData::Disk(_) => unreachable!("materialized above"),
+    /// Sets (`Some`) or removes (`None`) a key of the bucket.
+    fn set_entry(&self, slot: usize, key: &[u8], e: Option<Entry>) {
+        self.touch(slot);
+        let mut st = self.st();
+        match &mut st.slots[slot].data {
+            SlotData::Mem(m) => match e {
+                Some(e) => {
+                    m.insert(key.to_vec(), e);
+                }
+                None => {
+                    m.remove(key);
+                }
+            },
+            SlotData::Disk { changes, .. } => {
+                changes.insert(key.to_vec(), e);
             }
-        }))
+        }
     }
 
     pub(crate) fn put(&self, slot: usize, key: &[u8], value: &[u8]) -> Result<()> {
@@ -377,8 +383,7 @@ impl<'db> Tx<'db> {
         if let Some((true, _)) = self.lookup(slot, key)? {
             return Err(BoltError::IncompatibleValue);
         }
-        self.modify(slot)?
-            .insert(key.to_vec(), Entry::Value(value.to_vec()));
+        self.set_entry(slot, key, Some(Entry::Value(value.to_vec())));
         Ok(())
     }
 
@@ -388,7 +393,7 @@ impl<'db> Tx<'db> {
             None => Ok(()),
             Some((true, _)) => Err(BoltError::IncompatibleValue),
             Some((false, _)) => {
-                self.modify(slot)?.remove(key);
+                self.set_entry(slot, key, None);
                 Ok(())
             }
         }
@@ -396,7 +401,7 @@ impl<'db> Tx<'db> {
 
     pub(crate) fn set_sequence(&self, slot: usize, f: impl FnOnce(u64) -> u64) -> Result<u64> {
         self.check_writable(slot)?;
-        self.touch(slot)?;
+        self.touch(slot);
         let mut st = self.st();
         let s = &mut st.slots[slot];
         s.sequence = f(s.sequence);
@@ -411,8 +416,7 @@ impl<'db> Tx<'db> {
             Child::Value => return Err(BoltError::IncompatibleValue),
             Child::Missing => {}
         }
-        self.modify(slot)?
-            .insert(name.to_vec(), Entry::Bucket(tree::empty_inline_value()));
+        self.set_entry(slot, name, Some(Entry::Bucket(tree::empty_inline_value())));
         let mut st = self.st();
         let id = st.slots.len();
         let err_page = st.slots[slot].err_page;
@@ -453,7 +457,7 @@ impl<'db> Tx<'db> {
         if orig != 0 {
             self.src().collect_pages(orig, true, &mut pages)?;
         }
-        self.modify(slot)?.remove(name);
+        self.set_entry(slot, name, None);
         let mut st = self.st();
         st.slots[slot].children.remove(name);
         st.slots[child].deleted = true;
@@ -463,21 +467,27 @@ impl<'db> Tx<'db> {
 
     // ----- iteration ---------------------------------------------------------------------
 
-    /// First in-memory entry at or after `lower` (the bucket must be in memory).
-    pub(crate) fn mem_next(&self, slot: usize, lower: Bound<&[u8]>) -> Option<crate::bucket::Item> {
+    /// First in-memory entry (of a `Mem` bucket) or pending change (of a `Disk` bucket)
+    /// after `lower`: `(key, None)` for a deletion, `(key, Some(value))` otherwise (value
+    /// `None` for a sub-bucket).
+    pub(crate) fn mem_next(&self, slot: usize, lower: Bound<&[u8]>) -> Option<MemItem> {
         let st = self.state.borrow();
+        let range = (lower, Bound::Unbounded);
         match &st.slots[slot].data {
             SlotData::Mem(m) => m
-                .range::<[u8], _>((lower, Bound::Unbounded))
+                .range::<[u8], _>(range)
                 .next()
-                .map(|(k, e)| (k.clone(), entry_value(e))),
-            SlotData::Disk(_) => None,
+                .map(|(k, e)| (k.clone(), Some(entry_value(e)))),
+            SlotData::Disk { changes, .. } => changes
+                .range::<[u8], _>(range)
+                .next()
+                .map(|(k, e)| (k.clone(), e.as_ref().map(entry_value))),
         }
     }
 
     pub(crate) fn disk_root(&self, slot: usize) -> Option<u64> {
         match self.state.borrow().slots[slot].data {
-            SlotData::Disk(r) => Some(r),
+            SlotData::Disk { root, .. } => Some(root),
             SlotData::Mem(_) => None,
         }
     }
@@ -641,6 +651,9 @@ fn entry_value(e: &Entry) -> Option<Vec<u8>> {
     }
 }
 
+/// See [`Tx::mem_next`].
+pub(crate) type MemItem = (Vec<u8>, Option<Option<Vec<u8>>>);
+
 fn elems_to_map(elems: &[Elem<'_>]) -> BTreeMap<Vec<u8>, Entry> {
     elems.iter().map(|e| (e.1.to_vec(), to_entry(*e))).collect()
 }
@@ -662,35 +675,68 @@ fn spill(
         .collect();
     for (name, c) in children {
         let v = spill(src, st, c, alloc, out, freed)?;
-        if let SlotData::Mem(m) = &mut st.slots[slot].data {
-            m.insert(name, Entry::Bucket(v));
+        match &mut st.slots[slot].data {
+            SlotData::Mem(m) => {
+                m.insert(name, Entry::Bucket(v));
+            }
+            SlotData::Disk { changes, .. } => {
+                changes.insert(name, Some(Entry::Bucket(v)));
+            }
         }
     }
     let s = &st.slots[slot];
-    let map = match &s.data {
-        // Only the header (sequence) changed: keep the tree.
-        SlotData::Disk(root) => {
-            return Ok(BucketHeader {
-                root: *root,
-                sequence: s.sequence,
+    let elems: Vec<Elem<'_>> = match &s.data {
+        SlotData::Disk { root, changes } => {
+            let root = *root;
+            // Only the header (sequence) changed: keep the tree.
+            if changes.is_empty() {
+                return Ok(BucketHeader {
+                    root,
+                    sequence: s.sequence,
+                }
+                .encode()
+                .to_vec());
             }
-            .encode()
-            .to_vec())
+            let changes: Vec<tree::Change<'_>> = changes
+                .iter()
+                .map(|(k, e)| {
+                    let c = e.as_ref().map(|e| match e {
+                        Entry::Value(v) => (0, v.as_slice()),
+                        Entry::Bucket(v) => (BUCKET_LEAF_FLAG, v.as_slice()),
+                    });
+                    (k.as_slice(), c)
+                })
+                .collect();
+            match src.leaf_elems(root)? {
+                // A single-leaf tree: rebuild it (it may become inline).
+                Some(old) => {
+                    freed.extend(root..=root + u64::from(src.node(root)?.overflow));
+                    tree::merge_elems(src.ctx, root, &old, &changes)?
+                }
+                None => {
+                    let root = src.cow_tree(root, &changes, alloc, out, freed)?;
+                    if slot != 0 {
+                        if let Some(v) = take_inline(src, root, s.sequence, alloc, out)? {
+                            return Ok(v);
+                        }
+                    }
+                    return Ok(BucketHeader {
+                        root,
+                        sequence: s.sequence,
+                    }
+                    .encode()
+                    .to_vec());
+                }
+            }
         }
-        SlotData::Mem(m) => m,
+        SlotData::Mem(m) => m
+            .iter()
+            .map(|(k, e)| match e {
+                Entry::Value(v) => (0, k.as_slice(), v.as_slice()),
+                Entry::Bucket(v) => (BUCKET_LEAF_FLAG, k.as_slice(), v.as_slice()),
+            })
+            .collect(),
     };
-    if s.orig_root != 0 {
-        let mut old = BTreeSet::new();
-        src.collect_pages(s.orig_root, false, &mut old)?;
-        freed.extend(old);
-    }
-    let elems: Vec<Elem<'_>> = map
-        .iter()
-        .map(|(k, e)| match e {
-            Entry::Value(v) => (0, k.as_slice(), v.as_slice()),
-            Entry::Bucket(v) => (BUCKET_LEAF_FLAG, k.as_slice(), v.as_slice()),
-        })
-        .collect();
     let has_sub = elems.iter().any(|e| e.0 & BUCKET_LEAF_FLAG != 0);
     if slot != 0 && !has_sub && tree::node_size(&elems) <= src.page_size / 4 {
         return Ok(tree::inline_value(s.sequence, &elems));
@@ -702,6 +748,40 @@ fn spill(
     }
     .encode()
     .to_vec())
+}
+
+/// If the bucket root `root` is a leaf written by this commit that qualifies as an inline
+/// bucket, takes it back out of `out` (returning its page to the allocator) and returns
+/// the inline bucket value.
+fn take_inline(
+    src: Source<'_>,
+    root: u64,
+    sequence: u64,
+    alloc: &mut Allocator,
+    out: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(pos) = out.iter().rposition(|p| p.0 == root) else {
+        return Ok(None);
+    };
+    let value = {
+        let page = crate::page::Page::parse(src.ctx, root, &out[pos].1)?;
+        if page.is_branch() || page.count > src.page_size {
+            return Ok(None);
+        }
+        let elems = (0..page.count)
+            .map(|i| page.leaf_elem(src.ctx, i))
+            .collect::<Result<Vec<_>>>()?;
+        if elems.iter().any(|e| e.0 & BUCKET_LEAF_FLAG != 0)
+            || tree::node_size(&elems) > src.page_size / 4
+        {
+            return Ok(None);
+        }
+        tree::inline_value(sequence, &elems)
+    };
+    let n = (out[pos].1.len() / src.page_size) as u64;
+    out.remove(pos);
+    alloc.free.extend(root..root + n);
+    Ok(Some(value))
 }
 
 /// Walks one bucket for [`Tx::check`]: records its pages in `reach` (duplicates are

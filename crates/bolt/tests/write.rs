@@ -433,3 +433,140 @@ fn modifying_a_podman_fixture_keeps_it_valid() {
         assert_oracles_accept(&p, &l);
     }
 }
+
+/// Number of non-meta pages whose bytes differ between two images of a database file.
+fn pages_changed(before: &[u8], after: &[u8], ps: usize) -> usize {
+    let n = before.len().max(after.len()).div_ceil(ps);
+    (2..n)
+        .filter(|&i| {
+            let r = |b: &[u8]| {
+                b.get(i * ps..((i + 1) * ps).min(b.len()))
+                    .map(<[u8]>::to_vec)
+            };
+            r(before) != r(after)
+        })
+        .count()
+}
+
+/// Commits are copy-on-write per node: putting one key into a big bucket rewrites only the
+/// path from the bucket root to the leaf (plus the root bucket and the freelist), however
+/// big the bucket is.
+#[test]
+fn small_change_to_big_bucket_writes_few_pages() {
+    let mut written = Vec::new();
+    for n in [5_000u32, 50_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cow.db");
+        let db = Db::open(&p, &rw().page_size(4096)).unwrap();
+        db.update(|tx| {
+            let b = tx.create_bucket(b"big")?;
+            for i in 0..n {
+                b.put(format!("key{i:08}").as_bytes(), &[7u8; 40])?;
+            }
+            // Many small (inline) sub-buckets, as the state backend's container buckets.
+            let c = tx.create_bucket(b"c")?;
+            for i in 0..n / 10 {
+                c.create_bucket(format!("ctr{i:08}").as_bytes())?
+                    .put(b"config", &[1u8; 100])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let size_before = std::fs::metadata(&p).unwrap().len();
+        for (round, step) in [
+            ("put", 0),
+            ("overwrite", 1),
+            ("delete", 2),
+            ("new sub-bucket", 3),
+        ] {
+            let before = std::fs::read(&p).unwrap();
+            db.update(|tx| {
+                match step {
+                    0 => tx.bucket(b"big")?.unwrap().put(b"key00002500x", b"v")?,
+                    1 => tx.bucket(b"big")?.unwrap().put(b"key00000100", b"w")?,
+                    2 => tx.bucket(b"big")?.unwrap().delete(b"key00001000")?,
+                    _ => {
+                        let c = tx.bucket(b"c")?.unwrap();
+                        c.create_bucket(b"ctr00000042x")?.put(b"config", b"x")?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+            let after = std::fs::read(&p).unwrap();
+            let changed = pages_changed(&before, &after, 4096);
+            // Leaf + branches of the bucket (depth <= 3), the root bucket, the freelist.
+            assert!(changed <= 8, "n={n}, {round}: {changed} pages written");
+            written.push(changed);
+        }
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), size_before);
+        db.view(|tx| {
+            let b = tx.bucket(b"big")?.unwrap();
+            assert_eq!(b.get(b"key00002500x")?.as_deref(), Some(&b"v"[..]));
+            assert_eq!(b.get(b"key00000100")?.as_deref(), Some(&b"w"[..]));
+            assert_eq!(b.get(b"key00001000")?, None);
+            assert_eq!(b.iter().count() as u32, n);
+            let c = tx.bucket(b"c")?.unwrap();
+            assert!(c.bucket(b"ctr00000042x")?.is_some());
+            assert_eq!(c.iter().count() as u32, n / 10 + 1);
+            Ok(())
+        })
+        .unwrap();
+        assert_self_check(&db);
+        let l = listing(&db).unwrap();
+        drop(db);
+        assert_oracles_accept(&p, &l);
+    }
+    eprintln!("pages written per small commit: {written:?}");
+}
+
+/// Deleting most keys of a big bucket, a few per transaction, merges underfull leaves: the
+/// tree collapses back to a single leaf (here small enough to become an inline bucket) and
+/// stays bbolt-valid.
+#[test]
+fn deletions_rebalance_underfull_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shrink.db");
+    let db = Db::open(&p, &rw().page_size(4096)).unwrap();
+    let key = |i: u32| format!("key{i:08}").into_bytes();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"big")?;
+        for i in 0..5_000 {
+            b.put(&key(i), &[7u8; 40])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut live: Vec<u32> = (0..5_000).collect();
+    while live.len() > 5 {
+        db.update(|tx| {
+            let b = tx.bucket(b"big")?.unwrap();
+            for _ in 0..97 {
+                if live.len() > 5 {
+                    let k = live.swap_remove(rng.gen_range(0..live.len()));
+                    b.delete(&key(k))?;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    live.sort_unstable();
+    db.view(|tx| {
+        let b = tx.bucket(b"big")?.unwrap();
+        let keys: Vec<Vec<u8>> = b.iter().map(|r| r.unwrap().0).collect();
+        assert_eq!(keys, live.iter().map(|&i| key(i)).collect::<Vec<_>>());
+        assert_eq!(
+            b.root(),
+            0,
+            "5 small keys left: the bucket must be inline again"
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert_self_check(&db);
+    let l = listing(&db).unwrap();
+    drop(db);
+    assert_oracles_accept(&p, &l);
+}
