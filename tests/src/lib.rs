@@ -87,20 +87,21 @@ impl Env {
         }
     }
 
-    /// A busybox root filesystem shared by the tests of this process.
+    /// A busybox root filesystem shared by the tests (built once, under the
+    /// build's `target/tmp`, so that nothing is left in the system's /tmp).
     pub fn rootfs() -> &'static Path {
-        static ROOTFS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-        ROOTFS
-            .get_or_init(|| {
-                let d = tempfile::Builder::new()
-                    .prefix("rpod-e2e-rootfs-")
-                    .tempdir()
-                    .expect("rootfs dir");
-                rpod_oci::rootfs::build_busybox_rootfs(d.path(), None)
-                    .expect("busybox rootfs (install busybox-static: cargo xtask deps)");
-                d
-            })
-            .path()
+        static ROOTFS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        ROOTFS.get_or_init(|| {
+            let target = rpod_bin()
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .expect("target directory");
+            let dir = target.join("tmp").join("rpod-e2e-rootfs");
+            rpod_oci::rootfs::build_busybox_rootfs(&dir, None)
+                .expect("busybox rootfs (install busybox-static: cargo xtask deps)");
+            dir
+        })
     }
 
     /// The rootfs path as a string argument.
@@ -202,10 +203,36 @@ pub fn rpod_raw(args: &[&str]) -> Run {
         .into()
 }
 
+/// Pids of processes whose command line mentions `needle` (other than us).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| *pid != me)
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
-        // Remove every container (stopping it), then the lock segment and cgroups.
+        // Remove every container (stopping it), then wait for the conmon
+        // monitors and their exit commands (`rpod container cleanup`), which
+        // would otherwise recreate the lock segment and directories after we
+        // removed them; then the lock segment and cgroups.
         let _ = self.cmd().args(["rm", "-f", "--all"]).output();
+        let base = self.dir.path().display().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !processes_mentioning(&base).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = std::fs::remove_file(Path::new("/dev/shm").join(&self.lock_name));
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
