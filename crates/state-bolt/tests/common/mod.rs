@@ -3,8 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 /// `shared/` beside the checkout.
 pub fn shared_dir() -> PathBuf {
@@ -35,65 +33,25 @@ pub fn fixture_dirs() -> Vec<PathBuf> {
     out
 }
 
+/// The Go bbolt checker and its build live with rpod-bolt's tests; reuse them.
+#[path = "../../../bolt/tests/common/mod.rs"]
+mod bolt_common;
+
 /// The Go bbolt checker binary, built once per test binary; `None` (with a
 /// loud notice) when go or the bbolt sources are missing, a failure when CI=true.
 pub fn boltcheck() -> Option<PathBuf> {
-    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = shared_dir().join("tools/boltcheck");
-        let bbolt = Path::new("/usr/share/gocode/src/go.etcd.io/bbolt");
-        let go_ok = Command::new("go").arg("version").output().map(|o| o.status.success()).unwrap_or(false);
-        if !go_ok || !bbolt.is_dir() || !src.join("main.go").is_file() {
-            let msg = format!(
-                "boltcheck oracle unavailable: go found={go_ok}, bbolt source at {} present={}, checker source {} present={}",
-                bbolt.display(),
-                bbolt.is_dir(),
-                src.display(),
-                src.join("main.go").is_file()
-            );
-            assert!(!ci(), "{msg} (required when CI=true: apt-get install golang-go golang-github-coreos-bbolt-dev)");
-            eprintln!("!!!!!!!! NOTICE: {msg}; skipping the Go bbolt checks !!!!!!!!");
-            return None;
-        }
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let work = tmp.join(format!("state-bolt-boltcheck-src-{}", std::process::id()));
-        std::fs::create_dir_all(&work).unwrap();
-        std::fs::copy(src.join("main.go"), work.join("main.go")).unwrap();
-        let bin = tmp.join(format!("state-bolt-boltcheck-{}", std::process::id()));
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(&work)
-            .env("GOPATH", "/usr/share/gocode")
-            .env("GO111MODULE", "off")
-            .env("GOCACHE", tmp.join("gocache"))
-            .env("GOFLAGS", "")
-            .output()
-            .expect("run go build");
-        assert!(out.status.success(), "building boltcheck failed: {}", String::from_utf8_lossy(&out.stderr));
-        let _ = std::fs::remove_dir_all(&work);
-        let fixed = tmp.join("state-bolt-boltcheck");
-        std::fs::rename(&bin, &fixed).unwrap();
-        Some(fixed)
-    })
-    .clone()
+    bolt_common::boltcheck()
 }
 
 /// Asserts that real bbolt's checker accepts `file` (exit 0); returns its listing.
 pub fn assert_boltcheck_ok(file: &Path) -> Option<String> {
     let bin = boltcheck()?;
-    let out = Command::new(&bin)
-        .arg(file)
-        .output()
-        .expect("run boltcheck");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "bbolt rejects {}: rc={:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        file.display(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+    let (code, stdout, stderr) = bolt_common::run_boltcheck(&bin, file);
+    assert_eq!(
+        code,
+        0,
+        "bbolt rejects {}:\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        file.display()
     );
     Some(stdout)
 }
