@@ -152,6 +152,18 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// A fresh environment for a test that runs real containers, or `None`
+    /// when runc, conmon, busybox or root are missing (a failure under CI=true;
+    /// see [`have_container_tools`]).
+    pub fn for_containers() -> Option<Self> {
+        have_container_tools().then(Self::new)
+    }
+
+    /// `rpod inspect NAME` as JSON (the first document).
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        json(&self.rpod(&["inspect", name]))[0].clone()
+    }
+
     /// A path inside the environment.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -180,6 +192,12 @@ impl Default for Env {
 pub fn ok(r: &Run) -> &Run {
     assert_eq!(r.code, 0, "rpod failed: {r:?}");
     r
+}
+
+/// The JSON output of a successful rpod invocation.
+pub fn json(r: &Run) -> serde_json::Value {
+    ok(r);
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
 /// Polls `f` every 100 ms until it holds; fails the test after `secs` seconds.

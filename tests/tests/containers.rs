@@ -17,10 +17,9 @@ fn ps_json(env: &Env) -> Vec<serde_json::Value> {
 
 #[test]
 fn run_passes_output_and_exit_code_through() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run",
@@ -39,10 +38,9 @@ fn run_passes_output_and_exit_code_through() {
 
 #[test]
 fn detached_run_logs_and_stop() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run",
@@ -85,10 +83,9 @@ fn detached_run_logs_and_stop() {
 
 #[test]
 fn kill_signal_reaches_the_process_and_wait_returns_code() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&[
         "run",
@@ -116,10 +113,9 @@ fn kill_signal_reaches_the_process_and_wait_returns_code() {
 
 #[test]
 fn rm_force_removes_a_running_container() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let id = ok(&env.rpod(&["run", "-d", "--rootfs", &rootfs, "sleep", "100"]))
         .stdout
@@ -178,10 +174,9 @@ fn assert_nothing_left(env: &Env, id: &str) {
 
 #[test]
 fn run_rm_leaves_nothing_behind() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run",
@@ -219,10 +214,9 @@ fn run_rm_leaves_nothing_behind() {
 
 #[test]
 fn detached_container_that_exits_is_cleaned_up_by_exit_command() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let id = ok(&env.rpod(&[
         "run", "-d", "--name", "short", "--rootfs", &rootfs, "sh", "-c", "exit 9",
@@ -249,10 +243,9 @@ fn detached_container_that_exits_is_cleaned_up_by_exit_command() {
 
 #[test]
 fn ps_and_inspect_json_fields() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let id = ok(&env.rpod(&[
         "create",
@@ -346,10 +339,9 @@ fn ps_and_inspect_json_fields() {
 
 #[test]
 fn bad_input_gives_clear_errors_and_no_leftovers() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let check = |args: &[&str], code: i32, needle: &str| {
         let r = env.rpod(args);
@@ -417,10 +409,9 @@ fn bad_input_gives_clear_errors_and_no_leftovers() {
 
 #[test]
 fn twenty_parallel_runs_succeed_and_leak_nothing() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let handles: Vec<_> = (0..20)
         .map(|i| {
@@ -502,10 +493,9 @@ fn every_state_and_lock_backend_runs_containers() {
 
 #[test]
 fn lifecycle_actions_leave_events() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run",

@@ -5,13 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use rpod_e2e::{have_container_tools, ok, wait_until, Env};
-
-fn inspect(env: &Env, name: &str) -> serde_json::Value {
-    let r = env.rpod(&["inspect", name]);
-    ok(&r);
-    serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()[0].clone()
-}
+use rpod_e2e::{ok, wait_until, Env};
 
 fn run_sleeper(env: &Env, name: &str) -> String {
     let rootfs = Env::rootfs_arg();
@@ -33,10 +27,9 @@ fn events(env: &Env) -> Vec<String> {
 
 #[test]
 fn exec_passes_exit_codes_environment_and_options() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     run_sleeper(&env, "ex");
     let r = env.rpod(&[
         "exec",
@@ -83,12 +76,12 @@ fn exec_passes_exit_codes_environment_and_options() {
     let r = env.rpod(&["exec", "-d", "ex", "sleep", "1000"]);
     let session = ok(&r).stdout.trim().to_string();
     assert_eq!(session.len(), 64, "{r:?}");
-    let ids = inspect(&env, "ex")["ExecIDs"].clone();
+    let ids = env.inspect("ex")["ExecIDs"].clone();
     assert_eq!(ids, serde_json::json!([session]));
     let r = env.rpod(&["rm", "ex"]);
     assert_eq!(r.code, 125, "{r:?}");
     assert!(r.stderr.contains("exec session"), "{r:?}");
-    assert_eq!(inspect(&env, "ex")["State"]["Status"], "running");
+    assert_eq!(env.inspect("ex")["State"]["Status"], "running");
     let evs = events(&env);
     // five sessions ran (the refused ones never started), four ended
     assert_eq!(evs.iter().filter(|s| *s == "exec").count(), 5, "{evs:?}");
@@ -104,10 +97,9 @@ fn exec_passes_exit_codes_environment_and_options() {
 
 #[test]
 fn exec_into_a_stopped_container_is_refused() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&["create", "--name", "st", "--rootfs", &rootfs, "true"]));
     let r = env.rpod(&["exec", "st", "true"]);
@@ -119,14 +111,13 @@ fn exec_into_a_stopped_container_is_refused() {
 
 #[test]
 fn pause_unpause_then_kill_and_stop() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     run_sleeper(&env, "p1");
     run_sleeper(&env, "p2");
     ok(&env.rpod(&["pause", "p1"]));
-    let doc = inspect(&env, "p1");
+    let doc = env.inspect("p1");
     assert_eq!(doc["State"]["Status"], "paused");
     assert_eq!(doc["State"]["Paused"], true);
     // the freezer really holds the process
@@ -138,7 +129,7 @@ fn pause_unpause_then_kill_and_stop() {
     let r = env.rpod(&["exec", "p1", "true"]);
     assert_eq!(r.code, 125, "{r:?}");
     ok(&env.rpod(&["unpause", "p1"]));
-    assert_eq!(inspect(&env, "p1")["State"]["Status"], "running");
+    assert_eq!(env.inspect("p1")["State"]["Status"], "running");
     let r = env.rpod(&["unpause", "p1"]);
     assert_eq!(r.code, 125, "{r:?}");
     // --all
@@ -148,12 +139,12 @@ fn pause_unpause_then_kill_and_stop() {
     // kill a paused container
     ok(&env.rpod(&["kill", "p1"]));
     wait_until("p1 to exit", 10, || {
-        inspect(&env, "p1")["State"]["Status"] == "exited"
+        env.inspect("p1")["State"]["Status"] == "exited"
     });
-    assert_eq!(inspect(&env, "p1")["State"]["ExitCode"], 137);
+    assert_eq!(env.inspect("p1")["State"]["ExitCode"], 137);
     // stop a paused container (it is resumed first)
     ok(&env.rpod(&["stop", "-t", "2", "p2"]));
-    assert_eq!(inspect(&env, "p2")["State"]["Status"], "exited");
+    assert_eq!(env.inspect("p2")["State"]["Status"], "exited");
     let evs = events(&env);
     for e in ["pause", "unpause", "kill", "stop"] {
         assert!(evs.iter().any(|s| s == e), "{e} missing in {evs:?}");
@@ -162,22 +153,21 @@ fn pause_unpause_then_kill_and_stop() {
 
 #[test]
 fn restart_rename_and_init() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&[
         "create", "--name", "r1", "--rootfs", &rootfs, "sleep", "1000",
     ]));
     ok(&env.rpod(&["init", "r1"]));
-    assert_eq!(inspect(&env, "r1")["State"]["Status"], "created");
+    assert_eq!(env.inspect("r1")["State"]["Status"], "created");
     let r = env.rpod(&["init", "r1"]);
     assert_eq!(r.code, 125, "{r:?}");
     ok(&env.rpod(&["start", "r1"]));
-    let pid1 = inspect(&env, "r1")["State"]["Pid"].as_i64().unwrap();
+    let pid1 = env.inspect("r1")["State"]["Pid"].as_i64().unwrap();
     ok(&env.rpod(&["restart", "-t", "0", "r1"]));
-    let doc = inspect(&env, "r1");
+    let doc = env.inspect("r1");
     assert_eq!(doc["State"]["Status"], "running");
     let pid2 = doc["State"]["Pid"].as_i64().unwrap();
     assert_ne!(pid1, pid2);
@@ -185,7 +175,7 @@ fn restart_rename_and_init() {
     // rename
     run_sleeper(&env, "other");
     ok(&env.rpod(&["rename", "r1", "renamed"]));
-    assert_eq!(inspect(&env, "renamed")["Name"], "renamed");
+    assert_eq!(env.inspect("renamed")["Name"], "renamed");
     assert_eq!(env.rpod(&["inspect", "r1"]).code, 125);
     let r = env.rpod(&["rename", "renamed", "other"]);
     assert_eq!(r.code, 125, "{r:?}");
@@ -193,7 +183,7 @@ fn restart_rename_and_init() {
     let r = env.rpod(&["rename", "renamed", "bad/name"]);
     assert_eq!(r.code, 125, "{r:?}");
     assert!(r.stderr.contains("bad/name"), "{r:?}");
-    assert_eq!(inspect(&env, "renamed")["Name"], "renamed");
+    assert_eq!(env.inspect("renamed")["Name"], "renamed");
     assert!(events(&env).iter().any(|s| s == "rename"));
     // the renamed container still works
     let r = env.rpod(&["exec", "renamed", "echo", "hi"]);
@@ -202,10 +192,9 @@ fn restart_rename_and_init() {
 
 #[test]
 fn on_failure_restart_policy_counts_then_stays_exited() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&[
         "run",
@@ -221,11 +210,11 @@ fn on_failure_restart_policy_counts_then_stays_exited() {
         "sleep 0.2; exit 3",
     ]));
     wait_until("two restarts and a final exit", 30, || {
-        let d = inspect(&env, "flaky");
+        let d = env.inspect("flaky");
         d["RestartCount"] == 2 && d["State"]["Status"] == "exited"
     });
     std::thread::sleep(Duration::from_millis(1500));
-    let d = inspect(&env, "flaky");
+    let d = env.inspect("flaky");
     assert_eq!(d["RestartCount"], 2);
     assert_eq!(d["State"]["Status"], "exited");
     assert_eq!(d["State"]["ExitCode"], 3);
@@ -246,25 +235,24 @@ fn on_failure_restart_policy_counts_then_stays_exited() {
         "sleep 0.3",
     ]));
     wait_until("an always restart", 20, || {
-        inspect(&env, "loop")["RestartCount"].as_u64().unwrap_or(0) >= 1
+        env.inspect("loop")["RestartCount"].as_u64().unwrap_or(0) >= 1
     });
     wait_until("loop running", 10, || {
-        inspect(&env, "loop")["State"]["Status"] == "running"
+        env.inspect("loop")["State"]["Status"] == "running"
     });
     ok(&env.rpod(&["stop", "-t", "1", "loop"]));
-    let count = inspect(&env, "loop")["RestartCount"].clone();
+    let count = env.inspect("loop")["RestartCount"].clone();
     std::thread::sleep(Duration::from_millis(1500));
-    let d = inspect(&env, "loop");
+    let d = env.inspect("loop");
     assert_eq!(d["State"]["Status"], "exited");
     assert_eq!(d["RestartCount"], count);
 }
 
 #[test]
 fn top_shows_podman_columns_and_descriptors() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&[
         "run",
@@ -312,7 +300,7 @@ fn top_shows_podman_columns_and_descriptors() {
     assert!(r.stderr.contains("bogus"), "{r:?}");
     ok(&env.rpod(&["kill", "t"]));
     wait_until("t exited", 10, || {
-        inspect(&env, "t")["State"]["Status"] == "exited"
+        env.inspect("t")["State"]["Status"] == "exited"
     });
     let r = env.rpod(&["top", "t"]);
     assert_eq!(r.code, 125, "{r:?}");
@@ -346,10 +334,9 @@ fn secs(d: &str) -> f64 {
 
 #[test]
 fn stats_numbers_move_under_a_busy_loop() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&[
         "run",
@@ -410,7 +397,7 @@ fn stats_numbers_move_under_a_busy_loop() {
     assert!(i < 20.0, "idle at {i}%");
     ok(&env.rpod(&["kill", "idle"]));
     wait_until("idle exited", 10, || {
-        inspect(&env, "idle")["State"]["Status"] == "exited"
+        env.inspect("idle")["State"]["Status"] == "exited"
     });
     let r = env.rpod(&["stats", "--no-stream", "idle"]);
     assert_eq!(r.code, 125, "{r:?}");
@@ -422,10 +409,9 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn cp_round_trips_a_tree_with_modes() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     run_sleeper(&env, "cpc");
     let src = env.path("tree");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -490,8 +476,7 @@ fn cp_round_trips_a_tree_with_modes() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "s3cret");
     assert_eq!(mode(&out), 0o600);
     // clean the shared rootfs
-    let root =
-        Path::new(&inspect(&env, "cpc")["Rootfs"].as_str().unwrap().to_string()).to_path_buf();
+    let root = Path::new(&env.inspect("cpc")["Rootfs"].as_str().unwrap().to_string()).to_path_buf();
     let _ = std::fs::remove_dir_all(root.join("tmp/tree"));
     let _ = std::fs::remove_file(root.join("tmp/renamed"));
     // bad arguments
@@ -503,10 +488,9 @@ fn cp_round_trips_a_tree_with_modes() {
 
 #[test]
 fn cp_through_hostile_symlinks_is_confined() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let root = env.path("hostile-root");
     rpod_oci::rootfs::build_busybox_rootfs(&root, None).unwrap();
     let secret = env.path("host-secret");

@@ -6,20 +6,11 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
+use rpod_e2e::{json, ok, wait_until, Env};
 use serde_json::Value;
 
-fn json(r: &Run) -> Value {
-    ok(r);
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
-}
-
-fn inspect(env: &Env, name: &str) -> Value {
-    json(&env.rpod(&["inspect", name]))[0].clone()
-}
-
 fn status(env: &Env, name: &str) -> String {
-    inspect(env, name)["State"]["Status"]
+    env.inspect(name)["State"]["Status"]
         .as_str()
         .unwrap()
         .to_string()
@@ -131,14 +122,13 @@ fn database_paths_come_from_the_database_unless_set_explicitly() {
 
 #[test]
 fn refresh_after_reboot_resets_state_and_restarts_always_containers() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let plain = run_detached(&env, &["--name", "plain"]);
     let always = run_detached(&env, &["--name", "always", "--restart", "always"]);
     ok(&env.rpod(&["volume", "create", "vol"]));
-    let old_pid = inspect(&env, "always")["State"]["Pid"].as_i64().unwrap();
+    let old_pid = env.inspect("always")["State"]["Pid"].as_i64().unwrap();
     assert_eq!(status(&env, "plain"), "running");
     let refreshes = system_events(&env, "refresh");
     assert_eq!(refreshes, 1, "the very first command refreshes");
@@ -151,7 +141,7 @@ fn refresh_after_reboot_resets_state_and_restarts_always_containers() {
     assert!(env.path("tmp/alive").exists());
     assert!(env.path("tmp/exits").is_dir());
     // --restart always: running again, as a new process
-    let st = &inspect(&env, "always")["State"];
+    let st = &env.inspect("always")["State"];
     assert_eq!(st["Status"], "running", "{st}");
     let new_pid = st["Pid"].as_i64().unwrap();
     assert!(new_pid != old_pid && alive(new_pid), "{st}");
@@ -174,10 +164,9 @@ fn refresh_after_reboot_resets_state_and_restarts_always_containers() {
 
 #[test]
 fn only_one_process_refreshes_while_others_wait() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let id = run_detached(&env, &["--name", "c"]);
     assert_eq!(system_events(&env, "refresh"), 1);
     simulate_reboot(&env, &[&id]);
@@ -207,10 +196,9 @@ fn only_one_process_refreshes_while_others_wait() {
 
 #[test]
 fn renumber_after_num_locks_changed() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     run_detached(&env, &["--name", "up"]);
     ok(&env.rpod(&["create", "--name", "idle", "--rootfs", &rootfs, "true"]));
@@ -242,10 +230,9 @@ fn renumber_after_num_locks_changed() {
 
 #[test]
 fn namespaces_separate_containers_and_volumes() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let ns = |n: &str, args: &[&str]| {
         let mut v = vec!["--namespace", n];
@@ -315,14 +302,13 @@ fn namespaces_separate_containers_and_volumes() {
 
 #[test]
 fn reset_removes_everything_rpod_owns() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let id = run_detached(&env, &["--name", "up", "-v", "vol:/v"]);
     ok(&env.rpod(&["create", "--name", "idle", "--rootfs", &rootfs, "true"]));
-    let st = &inspect(&env, "up")["State"];
+    let st = &env.inspect("up")["State"];
     let (pid, conmon) = (
         st["Pid"].as_i64().unwrap(),
         st["ConmonPid"].as_i64().unwrap(),
@@ -363,10 +349,9 @@ fn reset_removes_everything_rpod_owns() {
 
 #[test]
 fn migrate_rewrites_records_and_moves_containers_to_a_new_runtime() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     run_detached(&env, &["--name", "m"]);
     ok(&env.rpod(&[
@@ -391,7 +376,7 @@ fn migrate_rewrites_records_and_moves_containers_to_a_new_runtime() {
     assert!(!r.stdout.contains("(idle)"), "{r:?}");
     assert_eq!(status(&env, "m"), "exited");
     for c in ["m", "idle"] {
-        assert_eq!(inspect(&env, c)["OCIRuntime"], runc);
+        assert_eq!(env.inspect(c)["OCIRuntime"], runc);
     }
     ok(&env.rpod(&["start", "m"]));
     assert_eq!(status(&env, "m"), "running");
@@ -401,10 +386,9 @@ fn migrate_rewrites_records_and_moves_containers_to_a_new_runtime() {
 
 #[test]
 fn renumber_waits_for_running_rpod_processes() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     // an attached `run` is an rpod process for as long as its container runs
     let mut attached = env

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
+use rpod_e2e::{json, ok, wait_until, Env, Run};
 use serde_json::Value;
 
 fn fixtures_root() -> PathBuf {
@@ -53,11 +53,6 @@ fn over(env: &Env, db: &Path, args: &[&str]) -> Run {
     let mut full = vec!["--db-backend", "bolt", "--db-path", db.to_str().unwrap()];
     full.extend_from_slice(args);
     env.rpod(&full)
-}
-
-fn json(r: &Run) -> Value {
-    ok(r);
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
 fn labels(v: &Value) -> BTreeMap<String, String> {
@@ -342,10 +337,9 @@ fn import_reports_what_is_not_carried_over() {
 
 #[test]
 fn imported_basic_fixture_lists_the_same_and_starts() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let dir = fixtures_root().join("basic");
     let db = copy_db(&env, &dir);
     let rootfs = Env::rootfs_arg();

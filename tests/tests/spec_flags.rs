@@ -18,10 +18,9 @@ fn run(env: &Env, args: &[&str]) -> rpod_e2e::Run {
 
 #[test]
 fn user_workdir_env_hostname_and_read_only() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let r = run(
         &env,
         &[
@@ -48,10 +47,9 @@ fn user_workdir_env_hostname_and_read_only() {
 
 #[test]
 fn bind_mounts_read_write_and_read_only() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let host = env.path("share");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in.txt"), "from host\n").unwrap();
@@ -94,10 +92,9 @@ fn cap_eff(env: &Env, flags: &[&str]) -> u64 {
 
 #[test]
 fn capabilities_follow_cap_add_cap_drop_and_privileged() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let default = cap_eff(&env, &[]);
     // podman's default set, as measured on podman 4.3.1
     assert_eq!(default, 0x0000_0000_8004_05fb, "{default:x}");
@@ -114,10 +111,9 @@ fn capabilities_follow_cap_add_cap_drop_and_privileged() {
 
 #[test]
 fn security_opts_and_init() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let r = run(
         &env,
         &[

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 use nix::pty::{openpty, Winsize};
-use rpod_e2e::{have_container_tools, Env};
+use rpod_e2e::Env;
 
 struct Pty {
     master: OwnedFd,
@@ -151,10 +151,9 @@ fn wait_for_size(p: &mut Pty, want: &str) {
 
 #[test]
 fn run_it_types_resizes_detaches_and_reattaches() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let mut p = Pty::spawn(
         &env,
@@ -192,10 +191,9 @@ fn run_it_types_resizes_detaches_and_reattaches() {
 
 #[test]
 fn custom_detach_keys_and_attach_errors() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run",
@@ -240,10 +238,9 @@ fn custom_detach_keys_and_attach_errors() {
 
 #[test]
 fn terminal_is_restored_when_rpod_is_terminated() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let mut p = Pty::spawn(
         &env,
@@ -268,10 +265,9 @@ fn terminal_is_restored_when_rpod_is_terminated() {
 
 #[test]
 fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run", "-d", "--name", "host", "--rootfs", &rootfs, "sleep", "100",

@@ -3,13 +3,8 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use rpod_e2e::{have_container_tools, ok, Env, Run};
+use rpod_e2e::{json, ok, Env};
 use serde_json::Value;
-
-fn json(r: &Run) -> Value {
-    ok(r);
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
-}
 
 fn volume_names(env: &Env) -> Vec<String> {
     let r = env.rpod(&["volume", "ls", "-q"]);
@@ -35,10 +30,9 @@ fn volume_events(env: &Env, status: &str) -> Vec<String> {
 
 #[test]
 fn named_volume_create_inspect_ls_and_share_data() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "volume", "create", "--label", "app=web", "--label", "tier", "--opt", "uid=1000", "data",
@@ -177,10 +171,9 @@ fn named_volume_create_inspect_ls_and_share_data() {
 
 #[test]
 fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     // a missing named volume is created on the fly
     let r = env.rpod(&[
@@ -263,10 +256,9 @@ fn run_creates_missing_volumes_and_anonymous_ones_go_with_the_container() {
 
 #[test]
 fn bad_volume_names_and_specs_are_refused_without_leftovers() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     let long = "a".repeat(300);
     for bad in ["../x", "a/b", ".", "..", "_x", long.as_str()] {
@@ -310,10 +302,9 @@ fn bad_volume_names_and_specs_are_refused_without_leftovers() {
 
 #[test]
 fn prune_removes_only_unused_volumes() {
-    if !have_container_tools() {
+    let Some(env) = Env::for_containers() else {
         return;
-    }
-    let env = Env::new();
+    };
     let rootfs = Env::rootfs_arg();
     ok(&env.rpod(&["volume", "create", "unused1"]));
     ok(&env.rpod(&["volume", "create", "unused2"]));
