@@ -15,7 +15,9 @@ use rpod_lock::LockGuard;
 use rpod_oci::exit::ExitOutcome;
 use rpod_oci::spec::{NetworkMode, SeccompMode, SpecOptions};
 use rpod_oci::{AttachSocket, Conmon, ConmonMonitor, CreateRequest, Monitor, OciRuntime};
-use rpod_state::{ContainerConfig, ContainerRecord, ContainerState, ContainerStatus, Timestamp};
+use rpod_state::{
+    ContainerConfig, ContainerRecord, ContainerState, ContainerStatus, RawJson, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{names, Result, Runtime, RuntimeError};
@@ -363,7 +365,7 @@ impl Runtime {
             lock_id: lock.id(),
             created_time: now(),
             rootfs: opts.rootfs.display().to_string(),
-            spec: serde_json::Value::Null,
+            spec: RawJson::null(),
             labels: opts.labels.clone(),
             runtime: if opts.runtime.is_some() {
                 runtime.path.display().to_string()
@@ -450,7 +452,7 @@ impl Runtime {
                     &self.bundle_dir(&id),
                 )?)
             });
-        match spec.map(|s| serde_json::to_value(&s)) {
+        match spec.map(|s| RawJson::encode(&s)) {
             Ok(Ok(v)) => rec.config.spec = v,
             Ok(Err(e)) => tracing::warn!("serialising the spec of {id}: {e}"),
             Err(e) => tracing::warn!("regenerating the spec of {id}: {e}"),
@@ -459,11 +461,20 @@ impl Runtime {
 
     /// The command of a container: from its spec, or its create options.
     pub fn container_command(rec: &ContainerRecord) -> Vec<String> {
-        if let Some(a) = rec.config.spec["process"]["args"].as_array() {
-            return a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect();
+        #[derive(serde::Deserialize)]
+        struct Spec {
+            process: Option<Process>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Process {
+            #[serde(default)]
+            args: Vec<String>,
+        }
+        if let Ok(Spec {
+            process: Some(Process { args }),
+        }) = rec.config.spec.parse::<Spec>()
+        {
+            return args;
         }
         rec.config
             .extra

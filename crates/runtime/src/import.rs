@@ -487,7 +487,7 @@ impl Runtime {
         if let Ok(Some(why)) = self.taken(&id, &src.name) {
             report.error = Some(why);
         }
-        let spec = src.spec.clone();
+        let spec = src.spec.to_value();
         let process = &spec["process"];
         let mut config = src.clone();
         config.namespace = ns.to_string();

@@ -120,7 +120,7 @@ pub fn ps_entry(rec: &ContainerRecord) -> PsEntry {
         ImageID: String::new(),
         IsInfra: rec.config.is_infra,
         Labels: rec.config.labels.clone(),
-        Mounts: rec.config.spec["mounts"]
+        Mounts: rec.config.spec.to_value()["mounts"]
             .as_array()
             .map(|m| {
                 m.iter()
@@ -164,7 +164,7 @@ pub fn ps_entry(rec: &ContainerRecord) -> PsEntry {
 pub fn inspect(rec: &ContainerRecord) -> Value {
     let c = &rec.config;
     let s = &rec.state;
-    let spec = &c.spec;
+    let spec = &c.spec.to_value();
     let args = command_of(rec);
     let run_dir = if s.run_dir.is_empty() {
         String::new()

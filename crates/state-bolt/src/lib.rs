@@ -18,10 +18,12 @@
 //!
 //! [`KvState`] speaks in `\0`-separated keys (see [`rpod_state::kv`]). A key
 //! of parts `p0\0p1\0…\0pn` is stored as the value `pn` inside the nested
-//! buckets `p0/p1/…`: `c\0<id>\0c` (a container config) is key `c` in bucket
-//! `c/<id>`, `i\0<id>` is key `<id>` in bucket `i`. So every object has its
-//! own small bucket and a write rewrites only the buckets it touches. The
-//! schema marker is `m/schema`. Empty buckets left by deletions are removed.
+//! buckets `p0/p1/…`: `c\0<id>` (a container's `[config, state]`) is key
+//! `<id>` in bucket `c`, `d\0<dep>\0<id>` is key `<id>` in bucket `d/<dep>`.
+//! Records of one kind share a bucket, so their leaves are packed and a
+//! listing reads few pages; a write rewrites only the leaves it touches and
+//! their ancestors. The schema marker is `m/schema`. Empty buckets left by
+//! deletions are removed.
 //!
 //! # Many processes, one file
 //!
@@ -69,7 +71,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rpod_bolt::{BoltError, Bucket, Db, OpenOptions, Tx};
-use rpod_state::kv::{check_schema_marker, schema_marker, Batch, KvRead, KvState, KvStore};
+use rpod_state::kv::{
+    check_schema_marker, schema_marker, Batch, KvRead, KvState, KvStore, Visitor,
+};
 use rpod_state::{State, StateError, StateOptions};
 
 pub mod podman;
@@ -216,6 +220,39 @@ impl BoltRead<'_> {
         Ok(Some(b))
     }
 
+    /// Calls `f` on every value under `b` whose key starts `from`, with
+    /// full keys starting `path`, in key order (keys hold no NUL, so a
+    /// sub-bucket's entries sort right after its name), without copying them
+    /// into a list first.
+    fn visit(
+        &self,
+        b: Bucket<'_>,
+        path: &[u8],
+        from: &[u8],
+        f: &mut Visitor<'_>,
+    ) -> Result<(), StateError> {
+        let err = |e| bolt_err("reading", self.path, e);
+        let mut full = path.to_vec();
+        for item in b.iter_from(from) {
+            let (k, v) = item.map_err(err)?;
+            if !k.starts_with(from) {
+                break;
+            }
+            full.truncate(path.len());
+            full.extend_from_slice(&k);
+            match v {
+                Some(v) => f(&full, &v)?,
+                None => {
+                    if let Some(child) = b.bucket(&k).map_err(err)? {
+                        full.push(0);
+                        self.visit(child, &full, b"", f)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every value under `b`, with full keys starting `path`.
     fn collect(
         &self,
@@ -288,6 +325,23 @@ impl KvRead for BoltRead<'_> {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn for_each(&self, prefix: &[u8], f: &mut Visitor<'_>) -> Result<(), StateError> {
+        let parts = split(prefix);
+        let (partial, dirs) = parts.split_last().expect("split yields at least one part");
+        if dirs.is_empty() {
+            // top level: bucket names come unordered; sort them via scan
+            for (k, v) in self.scan(prefix)? {
+                f(&k, &v)?;
+            }
+            return Ok(());
+        }
+        let base_len = prefix.len() - partial.len();
+        match self.walk(dirs)? {
+            Some(b) => self.visit(b, &prefix[..base_len], partial, f),
+            None => Ok(()),
+        }
     }
 }
 

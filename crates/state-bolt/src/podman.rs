@@ -257,8 +257,7 @@ pub fn translate(tx: &Tx<'_>, path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>,
             }
             cx.put_json(key(&["i", &id]), &entry)?;
             cx.out.insert(key(&["n", &name]), id.clone().into_bytes());
-            cx.put_json(key(&["c", &id, "c"]), &cfg)?;
-            cx.put_json(key(&["c", &id, "s"]), &st)?;
+            cx.put_json(key(&["c", &id]), &(&cfg, &st))?;
             if let Some(deps) = cx.sub(&b, b"dependencies")? {
                 for (dependent, _) in cx.entries(&deps, &format!("{what} dependencies"))? {
                     cx.out.insert(key(&["d", &id, &dependent]), Vec::new());
@@ -314,8 +313,7 @@ pub fn translate(tx: &Tx<'_>, path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>,
             }
             cx.put_json(key(&["i", &id]), &entry)?;
             cx.out.insert(key(&["n", &name]), id.clone().into_bytes());
-            cx.put_json(key(&["p", &id, "c"]), &cfg)?;
-            cx.put_json(key(&["p", &id, "s"]), &st)?;
+            cx.put_json(key(&["p", &id]), &(&cfg, &st))?;
             if let Some(members) = cx.sub(&b, b"containers")? {
                 for (ctr, _) in cx.entries(&members, &format!("{what} containers"))? {
                     cx.out.insert(key(&["pm", &id, &ctr]), Vec::new());
@@ -352,8 +350,7 @@ pub fn translate(tx: &Tx<'_>, path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>,
                 Some(s) => cx.json_obj(&s, &format!("{what} state"))?,
                 None => Map::new(),
             };
-            cx.put_json(key(&["v", &name, "c"]), &cfg)?;
-            cx.put_json(key(&["v", &name, "s"]), &st)?;
+            cx.put_json(key(&["v", &name]), &(&cfg, &st))?;
             if let Some(users) = cx.sub(&b, b"vol-dependencies")? {
                 for (ctr, _) in cx.entries(&users, &format!("{what} vol-dependencies"))? {
                     // podman leaves entries of removed containers behind

@@ -119,7 +119,7 @@ fn check_fixture(dir: &Path) {
             .unwrap_or(Value::Null);
         assert_eq!(cmd, p["Command"], "{name}: command of {cname}");
         assert!(
-            r.config.spec.is_object(),
+            r.config.spec.to_value().is_object(),
             "{name}: OCI spec of {cname} decoded"
         );
         assert!(

@@ -27,7 +27,8 @@ pub fn bench_cfg(i: u64) -> ContainerConfig {
             "process": {"args": ["/bin/sh", "-c", "sleep 1000"], "cwd": "/", "env": ["PATH=/usr/bin:/bin", "TERM=xterm"]},
             "root": {"path": "rootfs"},
             "hostname": format!("ctr-{i}"),
-        }),
+        })
+        .into(),
         runtime: "runc".into(),
         network_mode: "none".into(),
         stop_signal: 15,

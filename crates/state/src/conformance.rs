@@ -100,7 +100,7 @@ pub fn ctr_cfg(id: &str, name: &str) -> ContainerConfig {
         lock_id: 1,
         created_time: fixed_time(),
         rootfs: "/srv/rootfs".into(),
-        spec: json!({"ociVersion": "1.0.2-dev", "process": {"args": ["/bin/true"], "cwd": "/"}, "root": {"path": "rootfs"}}),
+        spec: json!({"ociVersion": "1.0.2-dev", "process": {"args": ["/bin/true"], "cwd": "/"}, "root": {"path": "rootfs"}}).into(),
         labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
         runtime: "runc".into(),
         stop_signal: 15,

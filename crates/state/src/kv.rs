@@ -8,7 +8,10 @@
 //! `KvState`s; a third-party backend that only stores bytes can be one too.
 //!
 //! Keys are byte strings made of `\0`-separated parts, so ids and names may
-//! not contain NUL. Values are JSON (records) or empty (edges).
+//! not contain NUL. Values are JSON (records) or empty (edges). A container,
+//! pod or volume is one key whose value is the JSON array `[config, state]`:
+//! listing reads one entry per object, and saving a state copies the config's
+//! text without decoding it.
 //!
 //! | key | value |
 //! |---|---|
@@ -16,11 +19,11 @@
 //! | `m\0dbconfig` | [`DbConfig`] |
 //! | `i\0<id>` | id registry entry: kind, name, namespace, pod |
 //! | `n\0<name>` | id holding a container or pod name |
-//! | `c\0<id>\0c` / `c\0<id>\0s` | container config / state |
+//! | `c\0<id>` | container `[config, state]` |
 //! | `d\0<dep>\0<dependent>` | dependency edge |
-//! | `p\0<id>\0c` / `p\0<id>\0s` | pod config / state |
+//! | `p\0<id>` | pod `[config, state]` |
 //! | `pm\0<pod>\0<ctr>` | pod membership |
-//! | `v\0<name>\0c` / `v\0<name>\0s` | volume config / state |
+//! | `v\0<name>` | volume `[config, state]` |
 //! | `vu\0<vol>\0<ctr>` | volume use |
 //! | `x\0<id>` | [`ExitCode`] |
 
@@ -35,8 +38,9 @@ use crate::records::*;
 use crate::traits::*;
 use crate::{ObjectKind, StateError, Timestamp};
 
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes and understands. Version 1 (rpod
+/// before 0.1 was released) kept configs and states under separate keys.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The key of the schema marker.
 pub const SCHEMA_KEY: &[u8] = b"m\0schema";
@@ -253,6 +257,41 @@ impl Txn<'_> {
         }
     }
 
+    /// The `[config, state]` record stored at `key`.
+    fn get_rec<C: DeserializeOwned, S: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<(C, S)>, StateError> {
+        self.get_json(key, what)
+    }
+
+    /// Stores a `[config, state]` record.
+    fn put_rec<C: Serialize, S: Serialize>(
+        &mut self,
+        key: Vec<u8>,
+        config: &C,
+        state: &S,
+    ) -> Result<(), StateError> {
+        self.put_json(key, &(config, state))
+    }
+
+    /// Replaces the state of the record at `key`, copying its config's text.
+    fn put_state<S: Serialize>(
+        &mut self,
+        key: Vec<u8>,
+        state: &S,
+        what: &str,
+    ) -> Result<(), StateError> {
+        let (config, _): (Box<serde_json::value::RawValue>, serde::de::IgnoredAny) = self
+            .get_rec(&key, what)?
+            .ok_or_else(|| StateError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("{what} is registered but has no record"),
+            })?;
+        self.put_rec(key, &config, state)
+    }
+
     /// Last key parts after `prefix` of every key under it.
     fn children(&self, prefix: &[u8]) -> Result<Vec<String>, StateError> {
         Ok(self
@@ -462,44 +501,35 @@ impl<S: KvStore> KvState<S> {
     }
 
     fn load_ctr(&self, tx: &Txn<'_>, id: &str) -> Result<ContainerRecord, StateError> {
-        let config: ContainerConfig = tx
-            .get_json(&key(&["c", id, "c"]), &format!("container {id} config"))?
+        let (config, state) = tx
+            .get_rec(&key(&["c", id]), &format!("container {id}"))?
             .ok_or_else(|| StateError::Corrupt {
                 path: tx.path.clone(),
-                reason: format!("container {id} is registered but has no config"),
+                reason: format!("container {id} is registered but has no record"),
             })?;
-        let state: ContainerState = tx
-            .get_json(&key(&["c", id, "s"]), &format!("container {id} state"))?
-            .unwrap_or_default();
         Ok(ContainerRecord { config, state })
     }
 
     fn load_pod(&self, tx: &Txn<'_>, id: &str) -> Result<PodRecord, StateError> {
-        let config: PodConfig = tx
-            .get_json(&key(&["p", id, "c"]), &format!("pod {id} config"))?
+        let (config, state) = tx
+            .get_rec(&key(&["p", id]), &format!("pod {id}"))?
             .ok_or_else(|| StateError::Corrupt {
                 path: tx.path.clone(),
-                reason: format!("pod {id} is registered but has no config"),
+                reason: format!("pod {id} is registered but has no record"),
             })?;
-        let state: PodState = tx
-            .get_json(&key(&["p", id, "s"]), &format!("pod {id} state"))?
-            .unwrap_or_default();
         Ok(PodRecord { config, state })
     }
 
     fn load_vol(&self, tx: &Txn<'_>, name: &str) -> Result<Option<VolumeRecord>, StateError> {
         check_ident("volume name", name)?;
-        let Some(config) =
-            tx.get_json::<VolumeConfig>(&key(&["v", name, "c"]), &format!("volume {name} config"))?
+        let Some((config, state)) =
+            tx.get_rec::<VolumeConfig, VolumeState>(&key(&["v", name]), &format!("volume {name}"))?
         else {
             return Ok(None);
         };
         if !self.visible(&config.namespace) {
             return Ok(None);
         }
-        let state: VolumeState = tx
-            .get_json(&key(&["v", name, "s"]), &format!("volume {name} state"))?
-            .unwrap_or_default();
         Ok(Some(VolumeRecord { config, state }))
     }
 
@@ -546,63 +576,28 @@ impl<S: KvStore> KvState<S> {
         }
         tx.del(key(&["n", &entry.n]));
         tx.del(key(&["i", id]));
-        tx.del(key(&["c", id, "c"]));
-        tx.del(key(&["c", id, "s"]));
+        tx.del(key(&["c", id]));
         Ok(())
     }
 
-    /// Every visible record of kind `R`, from keys `<pfx>\0<id>\0c` (config)
-    /// and `<pfx>\0<id>\0s` (state), decoded straight from the store.
+    /// Every visible record of kind `R`, from the keys `<pfx>\0<id>`,
+    /// decoded straight from the store.
     fn list<R: Listed>(&self, tx: &Txn<'_>, pfx: &str) -> Result<Vec<R>, StateError> {
         let mut out = Vec::new();
-        // (id, config if visible) waiting for its state
-        let mut pending: Option<(String, Option<R::Config>)> = None;
         let skip = pfx.len() + 1;
         let path = &tx.path;
         let what = R::WHAT;
         tx.for_each(&prefix(&[pfx]), &mut |k, v| {
-            let rest = &k[skip..];
-            let Some(pos) = rest.iter().rposition(|b| *b == 0) else {
-                return Err(StateError::Corrupt {
+            let (cfg, st): (R::Config, R::State) =
+                serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
                     path: path.clone(),
-                    reason: format!("malformed {what} key {:?}", String::from_utf8_lossy(k)),
-                });
-            };
-            let id = &rest[..pos];
-            match &rest[pos + 1..] {
-                b"c" => {
-                    if let Some((_, Some(cfg))) = pending.take() {
-                        out.push(R::make(cfg, Default::default()));
-                    }
-                    let id = String::from_utf8_lossy(id).into_owned();
-                    let cfg: R::Config = decode(path, v, &format!("{what} {id} config"))?;
-                    let cfg = self.visible(R::namespace(&cfg)).then_some(cfg);
-                    pending = Some((id, cfg));
-                }
-                b"s" => match pending.take() {
-                    Some((pid, cfg)) if pid.as_bytes() == id => {
-                        if let Some(cfg) = cfg {
-                            let st: R::State = decode(path, v, &format!("{what} {pid} state"))?;
-                            out.push(R::make(cfg, st));
-                        }
-                    }
-                    _ => {
-                        return Err(StateError::Corrupt {
-                            path: path.clone(),
-                            reason: format!(
-                                "{what} {} has a state but no config",
-                                String::from_utf8_lossy(id)
-                            ),
-                        })
-                    }
-                },
-                _ => {}
+                    reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
+                })?;
+            if self.visible(R::namespace(&cfg)) {
+                out.push(R::make(cfg, st));
             }
             Ok(())
         })?;
-        if let Some((_, Some(cfg))) = pending.take() {
-            out.push(R::make(cfg, Default::default()));
-        }
         Ok(out)
     }
 }
@@ -708,7 +703,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
             let vols: BTreeSet<&str> = config.named_volumes.iter().map(|v| v.name.as_str()).collect();
             for v in &vols {
                 check_ident("volume name", v)?;
-                if tx.get(&key(&["v", v, "c"]))?.is_none() {
+                if tx.get(&key(&["v", v]))?.is_none() {
                     return Err(StateError::not_found(ObjectKind::Volume, *v));
                 }
             }
@@ -722,8 +717,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
                 },
             )?;
             tx.put(key(&["n", &config.name]), id.as_bytes().to_vec());
-            tx.put_json(key(&["c", id, "c"]), config)?;
-            tx.put_json(key(&["c", id, "s"]), state)?;
+            tx.put_rec(key(&["c", id]), config, state)?;
             for dep in &deps {
                 tx.put(key(&["d", dep, id]), Vec::new());
             }
@@ -778,16 +772,14 @@ impl<S: KvStore> ContainerStore for KvState<S> {
     fn container_state(&self, id: &str) -> Result<ContainerState, StateError> {
         self.read(|tx| {
             self.entry(tx, ObjectKind::Container, id)?;
-            Ok(tx
-                .get_json(&key(&["c", id, "s"]), &format!("container {id} state"))?
-                .unwrap_or_default())
+            Ok(self.load_ctr(tx, id)?.state)
         })
     }
 
     fn save_container_state(&self, id: &str, state: &ContainerState) -> Result<(), StateError> {
         self.write("save a container's state", |tx| {
             self.entry(tx, ObjectKind::Container, id)?;
-            tx.put_json(key(&["c", id, "s"]), state)
+            tx.put_state(key(&["c", id]), state, &format!("container {id}"))
         })
     }
 
@@ -796,7 +788,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
         self.write("rewrite a container's config", |tx| {
             let id = config.id.as_str();
             let mut e = self.entry(tx, ObjectKind::Container, id)?;
-            let old = self.load_ctr(tx, id)?.config;
+            let ContainerRecord { config: old, state } = self.load_ctr(tx, id)?;
             let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
             let vols =
                 |v: &[NamedVolume]| v.iter().map(|v| v.name.clone()).collect::<BTreeSet<_>>();
@@ -826,7 +818,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
                 e.n = config.name.clone();
                 tx.put_json(key(&["i", id]), &e)?;
             }
-            tx.put_json(key(&["c", id, "c"]), config)
+            tx.put_rec(key(&["c", id]), config, &state)
         })
     }
 
@@ -861,8 +853,7 @@ impl<S: KvStore> PodStore for KvState<S> {
                 },
             )?;
             tx.put(key(&["n", &config.name]), id.as_bytes().to_vec());
-            tx.put_json(key(&["p", id, "c"]), config)?;
-            tx.put_json(key(&["p", id, "s"]), state)
+            tx.put_rec(key(&["p", id]), config, state)
         })
     }
 
@@ -880,8 +871,7 @@ impl<S: KvStore> PodStore for KvState<S> {
             }
             tx.del(key(&["n", &e.n]));
             tx.del(key(&["i", id]));
-            tx.del(key(&["p", id, "c"]));
-            tx.del(key(&["p", id, "s"]));
+            tx.del(key(&["p", id]));
             Ok(())
         })
     }
@@ -911,7 +901,7 @@ impl<S: KvStore> PodStore for KvState<S> {
     fn save_pod_state(&self, id: &str, state: &PodState) -> Result<(), StateError> {
         self.write("save a pod's state", |tx| {
             self.entry(tx, ObjectKind::Pod, id)?;
-            tx.put_json(key(&["p", id, "s"]), state)
+            tx.put_state(key(&["p", id]), state, &format!("pod {id}"))
         })
     }
 
@@ -920,7 +910,7 @@ impl<S: KvStore> PodStore for KvState<S> {
         self.write("rewrite a pod's config", |tx| {
             let id = config.id.as_str();
             let mut e = self.entry(tx, ObjectKind::Pod, id)?;
-            let old = self.load_pod(tx, id)?.config;
+            let PodRecord { config: old, state } = self.load_pod(tx, id)?;
             if old.namespace != config.namespace {
                 return Err(StateError::invalid(format!(
                     "cannot change the namespace of pod {id} by rewriting its config"
@@ -933,7 +923,7 @@ impl<S: KvStore> PodStore for KvState<S> {
                 e.n = config.name.clone();
                 tx.put_json(key(&["i", id]), &e)?;
             }
-            tx.put_json(key(&["p", id, "c"]), config)
+            tx.put_rec(key(&["p", id]), config, &state)
         })
     }
 
@@ -999,15 +989,14 @@ impl<S: KvStore> VolumeStore for KvState<S> {
         self.check_ns("volume", &config.name, &config.namespace)?;
         self.write("add a volume", |tx| {
             let name = config.name.as_str();
-            if tx.get(&key(&["v", name, "c"]))?.is_some() {
+            if tx.get(&key(&["v", name]))?.is_some() {
                 return Err(StateError::NameInUse {
                     name: name.to_string(),
                     kind: ObjectKind::Volume,
                     holder: name.to_string(),
                 });
             }
-            tx.put_json(key(&["v", name, "c"]), config)?;
-            tx.put_json(key(&["v", name, "s"]), state)
+            tx.put_rec(key(&["v", name]), config, state)
         })
     }
 
@@ -1023,8 +1012,7 @@ impl<S: KvStore> VolumeStore for KvState<S> {
                     what: crate::InUseBy::VolumeUsers,
                 });
             }
-            tx.del(key(&["v", name, "c"]));
-            tx.del(key(&["v", name, "s"]));
+            tx.del(key(&["v", name]));
             Ok(())
         })
     }
@@ -1043,11 +1031,9 @@ impl<S: KvStore> VolumeStore for KvState<S> {
                 return Ok(v);
             }
             let mut found = Vec::new();
-            for (k, v) in tx.scan(&key(&["v", name_or_prefix]))? {
-                if !k.ends_with(b"\0c") {
-                    continue;
-                }
-                let config: VolumeConfig = decode(&tx.path, &v, "volume config")?;
+            for (_, v) in tx.scan(&key(&["v", name_or_prefix]))? {
+                let (config, _): (VolumeConfig, serde::de::IgnoredAny) =
+                    decode(&tx.path, &v, "volume record")?;
                 if self.visible(&config.namespace) {
                     found.push(config.name);
                 }
@@ -1067,7 +1053,7 @@ impl<S: KvStore> VolumeStore for KvState<S> {
     fn save_volume_state(&self, name: &str, state: &VolumeState) -> Result<(), StateError> {
         self.write("save a volume's state", |tx| {
             self.vol(tx, name)?;
-            tx.put_json(key(&["v", name, "s"]), state)
+            tx.put_state(key(&["v", name]), state, &format!("volume {name}"))
         })
     }
 
@@ -1080,7 +1066,7 @@ impl<S: KvStore> VolumeStore for KvState<S> {
                     config.name
                 )));
             }
-            tx.put_json(key(&["v", &config.name, "c"]), config)
+            tx.put_rec(key(&["v", &config.name]), config, &old.state)
         })
     }
 
@@ -1199,25 +1185,22 @@ impl<S: KvStore> State for KvState<S> {
     fn refresh(&self) -> Result<(), StateError> {
         self.write("refresh", |tx| {
             for (k, v) in tx.scan(&prefix(&["c"]))? {
-                if k.ends_with(b"\0s") {
-                    let mut s: ContainerState = decode(&tx.path, &v, "container state")?;
-                    s.reset_after_reboot();
-                    tx.put_json(k, &s)?;
-                }
+                let (c, mut s): (Box<serde_json::value::RawValue>, ContainerState) =
+                    decode(&tx.path, &v, "container record")?;
+                s.reset_after_reboot();
+                tx.put_rec(k, &c, &s)?;
             }
             for (k, v) in tx.scan(&prefix(&["p"]))? {
-                if k.ends_with(b"\0s") {
-                    let mut s: PodState = decode(&tx.path, &v, "pod state")?;
-                    s.cgroup_path.clear();
-                    tx.put_json(k, &s)?;
-                }
+                let (c, mut s): (Box<serde_json::value::RawValue>, PodState) =
+                    decode(&tx.path, &v, "pod record")?;
+                s.cgroup_path.clear();
+                tx.put_rec(k, &c, &s)?;
             }
             for (k, v) in tx.scan(&prefix(&["v"]))? {
-                if k.ends_with(b"\0s") {
-                    let mut s: VolumeState = decode(&tx.path, &v, "volume state")?;
-                    s.mount_count = 0;
-                    tx.put_json(k, &s)?;
-                }
+                let (c, mut s): (Box<serde_json::value::RawValue>, VolumeState) =
+                    decode(&tx.path, &v, "volume record")?;
+                s.mount_count = 0;
+                tx.put_rec(k, &c, &s)?;
             }
             Ok(())
         })

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::Timestamp;
@@ -129,6 +130,93 @@ impl<'de> Deserialize<'de> for ContainerStatus {
     }
 }
 
+/// A JSON value kept as its text until somebody asks for it.
+///
+/// Decoding checks that the text is well-formed JSON and keeps it in one
+/// allocation instead of building a tree: listing ten thousand containers
+/// should not build (and free) ten thousand OCI specs that nobody reads.
+/// `null` is stored as nothing ([`is_null`](Self::is_null)).
+#[derive(Clone, Default)]
+pub struct RawJson(Option<Box<RawValue>>);
+
+impl RawJson {
+    /// JSON `null`.
+    pub fn null() -> Self {
+        RawJson(None)
+    }
+
+    /// Whether this is `null`.
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The text of a value.
+    pub fn from_value(v: &Value) -> Self {
+        if v.is_null() {
+            return RawJson(None);
+        }
+        // Serialising a `Value` cannot fail: its map keys are strings.
+        RawJson(serde_json::value::to_raw_value(v).ok())
+    }
+
+    /// The text of anything serialisable.
+    pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Self, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(v)?;
+        Ok(RawJson((raw.get() != "null").then_some(raw)))
+    }
+
+    /// The JSON text (`null` when null).
+    pub fn text(&self) -> &str {
+        self.0.as_deref().map_or("null", RawValue::get)
+    }
+
+    /// The value, parsed (`Value::Null` when null).
+    pub fn to_value(&self) -> Value {
+        self.parse().unwrap_or(Value::Null)
+    }
+
+    /// The value parsed into `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.text())
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(v: Value) -> Self {
+        RawJson::from_value(&v)
+    }
+}
+
+impl PartialEq for RawJson {
+    /// Equal when they hold the same JSON value (whatever the spacing or
+    /// key order of the text).
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(raw) => raw.serialize(s),
+            None => s.serialize_unit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Option::<Box<RawValue>>::deserialize(d)?;
+        Ok(RawJson(raw.filter(|r| r.get() != "null")))
+    }
+}
+
 /// A named volume mounted into a container (podman's `ContainerNamedVolume`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NamedVolume {
@@ -168,9 +256,9 @@ pub struct ContainerConfig {
     /// The root filesystem (`--rootfs`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rootfs: String,
-    /// The OCI runtime spec, as JSON.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub spec: Value,
+    /// The OCI runtime spec, kept as JSON text (see [`RawJson`]).
+    #[serde(default, skip_serializing_if = "RawJson::is_null")]
+    pub spec: RawJson,
     /// User labels.
     #[serde(
         default,
@@ -762,6 +850,34 @@ mod tests {
             ContainerStatus::Running
         );
         assert!(serde_json::from_str::<ContainerStatus>("42").is_err());
+    }
+
+    #[test]
+    fn raw_json_keeps_text_and_compares_by_value() {
+        let c: ContainerConfig =
+            serde_json::from_str(r#"{"id":"a","name":"n","spec":{"b": 1, "a": [true, null]}}"#)
+                .unwrap();
+        assert_eq!(c.spec.text(), r#"{"b": 1, "a": [true, null]}"#);
+        assert_eq!(c.spec.to_value()["a"][0], true);
+        assert_eq!(
+            c.spec,
+            RawJson::from_value(&serde_json::json!({"a": [true, null], "b": 1}))
+        );
+        assert_ne!(
+            c.spec,
+            RawJson::from_value(&serde_json::json!({"a": [], "b": 1}))
+        );
+        // null is nothing, and is not written back
+        let n: ContainerConfig =
+            serde_json::from_str(r#"{"id":"a","name":"n","spec":null}"#).unwrap();
+        assert!(n.spec.is_null() && n.spec == RawJson::null());
+        assert!(!serde_json::to_string(&n).unwrap().contains("spec"));
+        assert!(RawJson::encode(&()).unwrap().is_null());
+        // garbage is refused, not kept
+        assert!(serde_json::from_str::<ContainerConfig>(r#"{"id":"a","spec":{"x":}}"#).is_err());
+        let back: ContainerConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.spec.text(), c.spec.text());
     }
 
     #[test]

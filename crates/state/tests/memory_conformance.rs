@@ -34,21 +34,8 @@ impl rpod_state::kv::KvRead for RevRead<'_> {
     }
     fn scan(&self, prefix: &[u8]) -> Result<rpod_state::kv::Entries, rpod_state::StateError> {
         let mut v = self.0.scan(prefix)?;
-        // keep each record's config before its state, but reverse the records
         v.reverse();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < v.len() {
-            if i + 1 < v.len() && v[i].0.ends_with(b"\0s") && v[i + 1].0.ends_with(b"\0c") {
-                out.push(v[i + 1].clone());
-                out.push(v[i].clone());
-                i += 2;
-            } else {
-                out.push(v[i].clone());
-                i += 1;
-            }
-        }
-        Ok(out)
+        Ok(v)
     }
 }
 

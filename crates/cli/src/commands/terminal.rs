@@ -321,7 +321,7 @@ pub fn start_attached(
         if c.state().state != rpod_state::ContainerStatus::Created {
             c.init()?;
         }
-        let tty = c.config().spec["process"]["terminal"]
+        let tty = c.config().spec.to_value()["process"]["terminal"]
             .as_bool()
             .unwrap_or(false);
         (c.id().to_string(), tty)
@@ -346,7 +346,7 @@ pub fn attach(g: &GlobalOpts, a: AttachArgs) -> Result<()> {
                 c.state().state.as_str()
             );
         }
-        let tty = c.config().spec["process"]["terminal"]
+        let tty = c.config().spec.to_value()["process"]["terminal"]
             .as_bool()
             .unwrap_or(false);
         (c.id().to_string(), tty)
