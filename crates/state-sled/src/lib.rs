@@ -211,9 +211,10 @@ pub fn sled_config(path: &Path) -> sled::Config {
         .path(path)
         .flush_every_ms(None)
         .mode(sled::Mode::LowSpace)
-        // rpod opens the database for one short operation at a time: a small
-        // page cache keeps each process's memory low (sled's default is 1 GiB).
-        .cache_capacity(4 * 1024 * 1024)
+        // A bounded page cache (sled's default is 1 GiB). It fills only with
+        // the pages an operation reads; 32 MiB holds a listing of 10,000
+        // containers without evicting pages it will read again.
+        .cache_capacity(32 * 1024 * 1024)
 }
 
 impl SledKv {
