@@ -114,7 +114,8 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    // libraries too: the e2e tests load the example plugin built with rpod
+    run(cargo().args(["build", "--workspace"]))?;
     run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     Ok(())
 }

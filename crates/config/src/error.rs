@@ -73,4 +73,11 @@ pub enum ConfigError {
         value: String,
         known: Vec<String>,
     },
+    /// A library in `plugin_dirs` could not be loaded or was refused.
+    #[error("{origin}: cannot use `plugin_dirs`")]
+    Plugin {
+        origin: Origin,
+        #[source]
+        source: rpod_registry::RegistryError,
+    },
 }

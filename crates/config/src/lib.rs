@@ -413,11 +413,16 @@ impl Config {
         Ok(())
     }
 
-    /// Checks `database_backend`, `lock_type` and `events_logger` against the
-    /// backends registered in [`rpod_registry`].
+    /// Loads the backend plugins of `plugin_dirs` (see
+    /// [`rpod_registry::plugin`]), then checks `database_backend`,
+    /// `lock_type` and `events_logger` against the registered backends.
     pub fn validate_backends(&self) -> Result<(), ConfigError> {
         use rpod_registry::kinds;
         let v = &self.values;
+        rpod_registry::plugin::load_dirs(&v.plugin_dirs).map_err(|source| ConfigError::Plugin {
+            origin: self.origin("plugin_dirs"),
+            source,
+        })?;
         for (key, kind, value) in [
             ("database_backend", kinds::STATE, &v.database_backend),
             ("lock_type", kinds::LOCK, &v.lock_type),

@@ -12,8 +12,9 @@
 //!
 //! * statically, with [`register_backend!`], which submits the registration at
 //!   link time (through `inventory`, which only this crate depends on);
-//! * explicitly, with [`register`], for tests and for backends loaded from
-//!   shared libraries at run time.
+//! * explicitly, with [`register`], for tests;
+//! * from shared libraries at run time ([`plugin`]: `plugin_dirs` in the
+//!   config, [`declare_plugin!`] in the library).
 //!
 //! A name registered twice for the same kind is a hard error naming both
 //! origins ([`RegistryError::Duplicate`]); an unknown name is an error that
@@ -43,6 +44,8 @@ use std::sync::{Mutex, OnceLock};
 
 #[doc(hidden)]
 pub use inventory as __inventory;
+
+pub mod plugin;
 
 /// The kinds of backend rpod knows, with their interface version.
 pub mod kinds {
@@ -126,6 +129,12 @@ pub enum RegistryError {
     /// A registration with an empty or malformed kind or name.
     #[error("invalid registration from {origin}: {reason}")]
     Invalid { origin: String, reason: String },
+    /// A plugin library that could not be loaded or was refused.
+    #[error("plugin {}: {reason}", path.display())]
+    Plugin {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 fn known_list(known: &[String]) -> String {

@@ -122,6 +122,8 @@ pub struct BackendInfo {
     pub name: String,
     /// One line.
     pub summary: String,
+    /// Where it comes from: a module of rpod, or `plugin <library path>`.
+    pub origin: String,
 }
 
 /// Every registered backend, by kind then name.
@@ -132,6 +134,7 @@ pub fn backends() -> Vec<BackendInfo> {
             kind: r.kind.to_string(),
             name: r.name.to_string(),
             summary: r.summary.to_string(),
+            origin: r.origin.to_string(),
         })
         .collect();
     v.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));

@@ -37,13 +37,20 @@ pub fn run(_g: &GlobalOpts, c: SystemCommand) -> Result<()> {
         SystemCommand::Reset(a) => super::system_lifecycle::reset(_g, a),
         SystemCommand::Migrate(a) => super::system_lifecycle::migrate(_g, a),
         SystemCommand::Backends(a) => {
+            // loads the plugins of `plugin_dirs` too
+            _g.load_config()?.validate_backends()?;
             let list = rpod_runtime::info::backends();
             if output::is_json(a.format.as_deref()) {
                 return output::print_json(&list);
             }
             println!("{:<12} {:<10} SUMMARY", "KIND", "NAME");
             for b in list {
-                println!("{:<12} {:<10} {}", b.kind, b.name, b.summary);
+                let from = b
+                    .origin
+                    .strip_prefix("plugin ")
+                    .map(|p| format!(" (plugin {p})"))
+                    .unwrap_or_default();
+                println!("{:<12} {:<10} {}{from}", b.kind, b.name, b.summary);
             }
             Ok(())
         }
