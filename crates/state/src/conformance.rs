@@ -292,6 +292,8 @@ macro_rules! __rpod_state_conformance_names {
             // listing
             all_containers_empty, all_containers_one, all_containers_ordered_by_id,
             all_containers_include_states, all_containers_include_pod_members,
+            for_each_container_matches_all_containers, for_each_container_sees_only_its_namespace,
+            for_each_container_stops_at_an_error,
             // lookup
             lookup_by_full_id, lookup_by_name, lookup_by_unique_prefix, lookup_one_char_prefix,
             lookup_ambiguous_prefix_counts, lookup_missing_names_input, lookup_empty_invalid,
@@ -2103,6 +2105,54 @@ pub fn db_config_shared_by_views(f: Factory<'_>) {
     let v = s.with_namespace("ns1").unwrap();
     assert_eq!(v.db_config().unwrap(), Some(dbc("/a")));
     assert!(v.validate_db_config(&dbc("/b")).is_err());
+}
+
+pub fn for_each_container_matches_all_containers(f: Factory<'_>) {
+    let s = f();
+    for c in ['c', 'a', 'b'] {
+        add(&*s, &ctr_cfg(&id_of(c), &format!("n{c}")));
+    }
+    s.save_container_state(&id_of('b'), &running_state()).unwrap();
+    let mut seen = Vec::new();
+    s.for_each_container(&mut |r| {
+        seen.push(r);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, s.all_containers().unwrap());
+    assert_eq!(names(&seen), ["na", "nb", "nc"]);
+}
+
+pub fn for_each_container_sees_only_its_namespace(f: Factory<'_>) {
+    let s = f();
+    add(&*s, &ctr_ns(&id_of('a'), "a", "ns1"));
+    add(&*s, &ctr_ns(&id_of('b'), "b", "ns2"));
+    let n1 = s.with_namespace("ns1").unwrap();
+    let mut seen = Vec::new();
+    n1.for_each_container(&mut |r| {
+        seen.push(r);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(names(&seen), ["a"]);
+}
+
+pub fn for_each_container_stops_at_an_error(f: Factory<'_>) {
+    let s = f();
+    for c in ['a', 'b', 'c'] {
+        add(&*s, &ctr_cfg(&id_of(c), &format!("n{c}")));
+    }
+    let mut calls = 0;
+    let err = s
+        .for_each_container(&mut |_| {
+            calls += 1;
+            Err(StateError::invalid("stop here"))
+        })
+        .unwrap_err();
+    assert_eq!(calls, 1);
+    assert!(err.to_string().contains("stop here"), "{err}");
+    // and the database is usable afterwards
+    assert_eq!(s.all_containers().unwrap().len(), 3);
 }
 
 // ------------------------------------------------------------- namespaces

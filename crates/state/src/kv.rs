@@ -167,8 +167,9 @@ pub trait KvStore: Send + Sync + fmt::Debug + 'static {
     fn read_only_reason(&self) -> Option<String> {
         self.read_only().then(|| "is opened read-only".to_string())
     }
-    /// Runs `f` with exclusive access to a consistent view, then applies the
-    /// batch it returns atomically and durably (nothing to do if empty). No
+    /// Runs `f` (exactly once) with exclusive access to a consistent view,
+    /// then applies the batch it returns atomically and durably (nothing to
+    /// do if empty). No
     /// other operation on the same database, from any thread or process, may
     /// interleave between the reads of `f` and the commit.
     fn transact(
@@ -584,21 +585,35 @@ impl<S: KvStore> KvState<S> {
     /// decoded straight from the store.
     fn list<R: Listed>(&self, tx: &Txn<'_>, pfx: &str) -> Result<Vec<R>, StateError> {
         let mut out = Vec::new();
+        self.walk(tx, pfx, &mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` on every visible record of kind `R`, in key order.
+    fn walk<R: Listed>(
+        &self,
+        tx: &Txn<'_>,
+        pfx: &str,
+        f: &mut dyn FnMut(R) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
         let skip = pfx.len() + 1;
         let path = &tx.path;
         let what = R::WHAT;
         tx.for_each(&prefix(&[pfx]), &mut |k, v| {
-            let (cfg, st): (R::Config, R::State) =
-                serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
+            let (cfg, st): (R::Config, R::State) = serde_json::from_slice(v).map_err(|e| {
+                StateError::Corrupt {
                     path: path.clone(),
                     reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
-                })?;
+                }
+            })?;
             if self.visible(R::namespace(&cfg)) {
-                out.push(R::make(cfg, st));
+                f(R::make(cfg, st))?;
             }
             Ok(())
-        })?;
-        Ok(out)
+        })
     }
 }
 
@@ -824,6 +839,13 @@ impl<S: KvStore> ContainerStore for KvState<S> {
 
     fn all_containers(&self) -> Result<Vec<ContainerRecord>, StateError> {
         self.read(|tx| self.list(tx, "c"))
+    }
+
+    fn for_each_container(
+        &self,
+        f: &mut dyn FnMut(ContainerRecord) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        self.read(|tx| self.walk(tx, "c", f))
     }
 
     fn container_dependents(&self, id: &str) -> Result<Vec<String>, StateError> {

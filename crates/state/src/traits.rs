@@ -55,6 +55,21 @@ pub trait ContainerStore {
     /// Every container in the namespace, ordered by id.
     fn all_containers(&self) -> Result<Vec<ContainerRecord>, StateError>;
 
+    /// Calls `f` on every container in the namespace, ordered by id, without
+    /// holding them all in memory at once (`ps` of thousands of containers).
+    /// The database may stay busy while `f` runs: `f` must not wait on
+    /// anything. An error from `f` stops the walk and is returned. The
+    /// default walks [`all_containers`](Self::all_containers).
+    fn for_each_container(
+        &self,
+        f: &mut dyn FnMut(ContainerRecord) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        for rec in self.all_containers()? {
+            f(rec)?;
+        }
+        Ok(())
+    }
+
     /// Ids of the containers that depend on this one, sorted, no duplicates
     /// (libpod's `ContainerInUse`).
     fn container_dependents(&self, id: &str) -> Result<Vec<String>, StateError>;
