@@ -504,6 +504,31 @@ impl Runtime {
         Ok(all)
     }
 
+    /// Like [`list_containers`](Self::list_containers), one container at a
+    /// time (`ps` of thousands of containers without holding them all).
+    /// `f` runs while the database is read, so it must not wait on anything.
+    pub fn for_each_container(
+        &self,
+        mut f: impl FnMut(ContainerRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.check_alive()?;
+        let sync = self.read_only_reason().is_none();
+        let mut failed = None;
+        let walked = self.state().for_each_container(&mut |mut rec| {
+            if sync {
+                self.apply_exit_file(&mut rec);
+            }
+            f(rec).map_err(|e| {
+                failed = Some(e);
+                rpod_state::StateError::invalid("listing stopped")
+            })
+        });
+        match (failed, walked) {
+            (Some(e), _) => Err(e),
+            (None, r) => Ok(r?),
+        }
+    }
+
     /// A container as `inspect` shows it: found by id, name or prefix, its
     /// spec filled in and its state as it is now (without the lock, without
     /// writing).

@@ -2112,7 +2112,8 @@ pub fn for_each_container_matches_all_containers(f: Factory<'_>) {
     for c in ['c', 'a', 'b'] {
         add(&*s, &ctr_cfg(&id_of(c), &format!("n{c}")));
     }
-    s.save_container_state(&id_of('b'), &running_state()).unwrap();
+    s.save_container_state(&id_of('b'), &running_state())
+        .unwrap();
     let mut seen = Vec::new();
     s.for_each_container(&mut |r| {
         seen.push(r);

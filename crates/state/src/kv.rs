@@ -603,12 +603,11 @@ impl<S: KvStore> KvState<S> {
         let path = &tx.path;
         let what = R::WHAT;
         tx.for_each(&prefix(&[pfx]), &mut |k, v| {
-            let (cfg, st): (R::Config, R::State) = serde_json::from_slice(v).map_err(|e| {
-                StateError::Corrupt {
+            let (cfg, st): (R::Config, R::State) =
+                serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
                     path: path.clone(),
                     reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
-                }
-            })?;
+                })?;
             if self.visible(R::namespace(&cfg)) {
                 f(R::make(cfg, st))?;
             }

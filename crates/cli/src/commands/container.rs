@@ -497,7 +497,7 @@ pub fn rm(g: &GlobalOpts, a: RmArgs) -> Result<()> {
 fn matches_filter(
     rec: &rpod_state::ContainerRecord,
     filters: &BTreeMap<String, Vec<String>>,
-) -> Result<bool> {
+) -> bool {
     for (key, values) in filters {
         let any = values.iter().any(|v| match key.as_str() {
             "name" => rec.config.name.contains(v.as_str()),
@@ -510,10 +510,10 @@ fn matches_filter(
             _ => false,
         });
         if !any {
-            return Ok(false);
+            return false;
         }
     }
-    Ok(true)
+    true
 }
 
 /// `rpod ps`.
@@ -546,32 +546,31 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             .or_default()
             .push(v.to_string());
     }
-    let rt = runtime(g)?;
-    let mut list = rt.list_containers()?;
-    list.retain(|r| {
-        a.all
-            || r.state.state == rpod_state::ContainerStatus::Running
-            || filters.contains_key("status")
-    });
-    let mut kept = Vec::new();
-    for r in list {
-        if matches_filter(&r, &filters)? {
-            kept.push(r);
-        }
-    }
-    kept.sort_by_key(|r| std::cmp::Reverse(r.config.created_time));
-    if output::is_json(a.format.as_deref()) {
-        let entries: Vec<_> = kept.iter().map(inspect::ps_entry).collect();
-        return output::print_json(&entries);
-    }
-    if let Some(f) = a.format.as_deref() {
+    if let Some(f) = a.format.as_deref().filter(|f| !output::is_json(Some(f))) {
         bail!("unsupported --format {f:?}: expected \"json\"");
+    }
+    let rt = runtime(g)?;
+    // one row per shown container, without keeping the records
+    let mut kept = Vec::new();
+    rt.for_each_container(|r| {
+        let shown = a.all
+            || r.state.state == rpod_state::ContainerStatus::Running
+            || filters.contains_key("status");
+        if shown && matches_filter(&r, &filters) {
+            kept.push((r.config.created_time, inspect::ps_entry(&r)));
+        }
+        Ok(())
+    })?;
+    kept.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
+    let kept: Vec<_> = kept.into_iter().map(|(_, e)| e).collect();
+    if output::is_json(a.format.as_deref()) {
+        return output::print_json(&kept);
     }
     let out = std::io::stdout();
     let mut out = out.lock();
     if a.quiet {
-        for r in &kept {
-            writeln!(out, "{}", short(&r.config.id, a.no_trunc))?;
+        for e in &kept {
+            writeln!(out, "{}", short(&e.Id, a.no_trunc))?;
         }
         return Ok(());
     }
@@ -580,8 +579,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
         "{:<12}  {:<20}  {:<20}  {:<14}  {:<24}  {:<6}  NAMES",
         "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
     )?;
-    for r in &kept {
-        let e = inspect::ps_entry(r);
+    for e in &kept {
         let mut cmd = e.Command.join(" ");
         if !a.no_trunc && cmd.len() > 20 {
             cmd.truncate(17);
