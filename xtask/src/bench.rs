@@ -2,8 +2,9 @@
 //!
 //! Each operation is timed as a whole command (fork, exec, work, exit),
 //! alternating rpod and podman so both see the same machine noise. Results
-//! are medians with the rpod/podman ratio. The floor is conmon + runc driven
-//! directly through rpod-oci, without any engine.
+//! are medians with the rpod/podman ratio. The floor is the same container
+//! as `rpod run --rm` (same spec) driven through conmon + runc directly by
+//! rpod-oci, without any engine (see [`Floor`]), timed alternately with rpod.
 //!
 //! podman runs with a private root, runroot, tmpdir, file locks and a private
 //! `containers.conf` (cgroupfs, runc, low default ulimits); rpod with its own
@@ -96,50 +97,96 @@ fn print_table(rows: &[Row], floor: Option<Duration>) {
         );
     }
     if let Some(f) = floor {
-        println!("| floor: conmon+runc directly (create, start, exit, delete) | {} | - | - | run --rm / floor = {:.2} |", ms(f), rows[0].rpod.as_secs_f64() / f.as_secs_f64());
+        println!("| floor: the same container through conmon+runc, no engine (create, start, exit, delete) | {} | - | - | run --rm / floor = {:.2} |", ms(f), rows[0].rpod.as_secs_f64() / f.as_secs_f64());
     }
 }
 
-/// The floor: conmon + runc driven directly through rpod-oci.
-fn floor(rootfs: &Path, dir: &Path, n: usize) -> Result<Duration> {
-    use rpod_config::{RuntimeConfig, UserDirs};
-    use rpod_oci::spec::{write_bundle, SpecOptions};
-    use rpod_oci::{Conmon, ConmonMonitor, CreateRequest, Monitor, OciRuntime};
-    let mut cfg = RuntimeConfig::defaults(&UserDirs::current());
-    cfg.runroot = dir.join("floor-run");
-    let rt = OciRuntime::find(&cfg, None)?;
-    let monitor = ConmonMonitor::new(Conmon::find(&cfg, None)?);
-    let exit_dir = dir.join("floor-exits");
-    std::fs::create_dir_all(&exit_dir)?;
-    let mut times = Vec::new();
-    for i in 0..n {
-        let id = format!("rpodfloor{}x{i}", std::process::id());
-        let bundle = dir.join("floor").join(&id);
-        let opts = SpecOptions {
-            id: id.clone(),
-            args: vec!["/bin/true".into()],
-            rootfs: rootfs.to_path_buf(),
-            cgroups_path: format!("/rpod-bench-floor/{id}"),
-            ..SpecOptions::default()
+/// The floor: the container `rpod run --rm --network none --rootfs ROOTFS
+/// /bin/true` runs, without the engine. Its OCI spec comes from the same
+/// configuration file and the same code as rpod's (rpod-runtime's
+/// `CreateOptions::spec_options_with`: podman's default seccomp profile,
+/// capabilities, mounts, masked and read-only paths, rlimits, pids limit,
+/// cgroup parent, hooks directories, a 64-hex id), and conmon gets the
+/// arguments rpod gives it (log file, log size, runtime `--root`), except the
+/// exit command. Timed ([`Floor::once`]): writing the bundle, conmon + `runc
+/// create`, `runc start`, waiting for the exit file, `runc delete`. Not done:
+/// state database, locks, events, name generation, the exit command, the CLI
+/// process. Each repetition runs next to one of rpod's `run --rm` (before
+/// and after it in turn), so that both see the same machine noise.
+struct Floor {
+    cfg: rpod_config::RuntimeConfig,
+    rt: rpod_oci::OciRuntime,
+    monitor: rpod_oci::ConmonMonitor,
+    exit_dir: PathBuf,
+    static_root: PathBuf,
+    create: rpod_runtime::CreateOptions,
+}
+
+impl Floor {
+    fn new(rootfs: &Path, dir: &Path, conf: &Path) -> Result<Floor> {
+        use rpod_oci::{Conmon, ConmonMonitor, OciRuntime};
+        let loaded = rpod_config::ConfigLoader::new().config_file(conf).load()?;
+        let mut cfg = loaded.values().clone();
+        // the engine's own directories are left alone
+        cfg.runroot = dir.join("floor-run");
+        cfg.cgroup_parent = FLOOR_CGROUP.into();
+        let rt = OciRuntime::find(&cfg, None)?;
+        let monitor = ConmonMonitor::new(Conmon::find(&cfg, None)?);
+        let exit_dir = dir.join("floor-exits");
+        std::fs::create_dir_all(&exit_dir)?;
+        let create = rpod_runtime::CreateOptions {
+            rootfs: std::fs::canonicalize(rootfs)?,
+            command: vec!["/bin/true".into()],
+            network: "none".into(),
+            autoremove: true,
+            ..Default::default()
         };
+        Ok(Floor {
+            cfg,
+            rt,
+            monitor,
+            exit_dir,
+            static_root: dir.join("floor-static"),
+            create,
+        })
+    }
+
+    /// One container, created, started, waited for and deleted.
+    fn once(&self, i: usize) -> Result<Duration> {
+        use rpod_oci::spec::write_bundle;
+        use rpod_oci::{CreateRequest, Monitor};
+        let cfg = &self.cfg;
+        let id = format!("{:032x}{:032x}", std::process::id(), i);
+        let bundle = cfg.runroot.join("containers").join(&id);
+        let static_dir = self.static_root.join(&id);
+        let opts = self
+            .create
+            .spec_options_with(cfg, &id, &id[..12], Vec::new())?;
         let t = Instant::now();
+        std::fs::create_dir_all(&static_dir)?;
         write_bundle(&opts, &bundle)?;
-        let req = CreateRequest::new(&id, &bundle, &exit_dir);
-        let created = monitor.create(&rt, &req)?;
-        rt.start(&id)?;
+        let mut req = CreateRequest::new(&id, &bundle, &self.exit_dir);
+        req.log_path = static_dir.join("ctr.log");
+        req.log_size_max = cfg.max_log_size;
+        req.no_pivot = cfg.no_pivot_root;
+        req.env = cfg.conmon_env_vars.clone();
+        let created = self.monitor.create(&self.rt, &req)?;
+        self.rt.start(&id)?;
         rpod_oci::exit::wait_for_exit(
-            &exit_dir,
+            &self.exit_dir,
             &id,
             Some(created.monitor_pid),
             Duration::from_secs(30),
         )?;
-        rt.delete(&id, true)?;
-        times.push(t.elapsed());
+        self.rt.delete(&id, true)?;
+        let elapsed = t.elapsed();
         let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_dir_all(&static_dir);
+        Ok(elapsed)
     }
-    cleanup_cgroup("rpod-bench-floor");
-    Ok(median(times))
 }
+
+const FLOOR_CGROUP: &str = "/rpod-bench-floor";
 
 fn cleanup_cgroup(parent: &str) {
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
@@ -218,8 +265,19 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         vec![&rpod_e]
     };
     let mut rows = Vec::new();
+    let mut floor = match Floor::new(&rootfs, &tmp, &conf) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("xtask bench: no floor: {e:#}");
+            None
+        }
+    };
+    let mut floor_times = Vec::new();
     let result = (|| -> Result<()> {
-        // warm up both (first-use database creation, page cache)
+        // warm up both (first-use database creation, page cache) and the floor
+        if let Some(f) = &floor {
+            f.once(usize::MAX)?;
+        }
         for e in &engines {
             e.time(&[
                 "run",
@@ -234,6 +292,24 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         let mut per: Vec<[Vec<Duration>; 4]> = engines.iter().map(|_| Default::default()).collect();
         for i in 0..n {
             for (k, e) in engines.iter().enumerate() {
+                // the floor runs next to rpod's `run --rm`, before it in even
+                // and after it in odd repetitions (neither always follows
+                // podman's or the other's leftover processes)
+                let floor_now = |floor: &mut Option<Floor>, times: &mut Vec<Duration>| {
+                    if let Some(f) = floor {
+                        match f.once(i) {
+                            Ok(d) => times.push(d),
+                            Err(err) => {
+                                eprintln!("xtask bench: floor failed: {err:#}");
+                                *floor = None;
+                                times.clear();
+                            }
+                        }
+                    }
+                };
+                if k == 0 && i % 2 == 0 {
+                    floor_now(&mut floor, &mut floor_times);
+                }
                 per[k][0].push(
                     e.time(&[
                         "run",
@@ -246,6 +322,9 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
                     ])?
                     .0,
                 );
+                if k == 0 && i % 2 == 1 {
+                    floor_now(&mut floor, &mut floor_times);
+                }
                 let name = format!("bench-{i}");
                 per[k][1].push(
                     e.time(&[
@@ -335,7 +414,8 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         }
         Ok(())
     })();
-    let floor_t = floor(&rootfs, &tmp, n).ok();
+    let floor_t = (!floor_times.is_empty()).then(|| median(floor_times));
+    cleanup_cgroup(FLOOR_CGROUP.trim_start_matches('/'));
     for e in &engines {
         let _ = e
             .cmd(&["rm", "-f", "--all"])

@@ -5,6 +5,7 @@
 //! [`LockedContainer`], which exists only while the container's lock is held
 //! and whose record was re-read from the database after locking.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -170,7 +171,22 @@ fn parse_network(s: &str) -> Result<NetworkMode> {
 impl CreateOptions {
     /// The spec options for container `id` with hostname `hostname`.
     fn spec_options(&self, rt: &Runtime, id: &str, hostname: &str) -> Result<SpecOptions> {
-        let cfg = rt.config();
+        let mounts = rt.volume_bind_mounts(&self.volumes)?;
+        self.spec_options_with(rt.config(), id, hostname, mounts)
+    }
+
+    /// The spec options rpod generates the OCI spec of container `id` from,
+    /// under configuration `cfg`, with hostname `hostname` and `mounts` (the
+    /// bind mounts `volumes` resolve to; `Runtime` resolves them, creating
+    /// named volumes). Public so that tools (the benchmark's floor) run
+    /// exactly the container `rpod run` would.
+    pub fn spec_options_with(
+        &self,
+        cfg: &rpod_config::RuntimeConfig,
+        id: &str,
+        hostname: &str,
+        mounts: Vec<rpod_oci::spec::BindMount>,
+    ) -> Result<SpecOptions> {
         let mut seccomp = SeccompMode::Default;
         let mut no_new_privileges = false;
         for opt in &self.security_opt {
@@ -189,7 +205,6 @@ impl CreateOptions {
                 }
             }
         }
-        let mounts = rt.volume_bind_mounts(&self.volumes)?;
         let mut annotations = self.annotations.clone();
         annotations.insert("io.container.manager".into(), "rpod".into());
         Ok(SpecOptions {
@@ -432,17 +447,29 @@ impl Runtime {
     /// create options) with the OCI spec generated from them. Records from
     /// elsewhere (podman) keep the spec they carry.
     pub fn hydrate(&self, rec: &mut ContainerRecord) {
-        if !rec.config.spec.is_null() {
-            return;
+        if let Some(spec) = self.regenerated_spec(rec) {
+            rec.config.spec = RawJson::from_value(&spec);
         }
-        let Some(opts) = rec
+    }
+
+    /// The OCI spec of a container: the one its record carries, or the one
+    /// generated from its create options (see [`Runtime::hydrate`]).
+    pub fn container_spec(&self, rec: &ContainerRecord) -> serde_json::Value {
+        self.regenerated_spec(rec)
+            .unwrap_or_else(|| rec.config.spec.to_value())
+    }
+
+    /// The spec generated from the create options of a record that carries
+    /// none; `None` when it carries one or has no create options.
+    fn regenerated_spec(&self, rec: &ContainerRecord) -> Option<serde_json::Value> {
+        if !rec.config.spec.is_null() {
+            return None;
+        }
+        let opts = rec
             .config
             .extra
             .get(CREATE_KEY)
-            .and_then(|v| serde_json::from_value::<CreateOptions>(v.clone()).ok())
-        else {
-            return;
-        };
+            .and_then(|v| serde_json::from_value::<CreateOptions>(v.clone()).ok())?;
         let id = rec.config.id.clone();
         let spec = opts
             .spec_options(self, &id, &rec.config.hostname)
@@ -452,10 +479,16 @@ impl Runtime {
                     &self.bundle_dir(&id),
                 )?)
             });
-        match spec.map(|s| RawJson::encode(&s)) {
-            Ok(Ok(v)) => rec.config.spec = v,
-            Ok(Err(e)) => tracing::warn!("serialising the spec of {id}: {e}"),
-            Err(e) => tracing::warn!("regenerating the spec of {id}: {e}"),
+        match spec.map(|s| serde_json::to_value(&s)) {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!("serialising the spec of {id}: {e}");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("regenerating the spec of {id}: {e}");
+                None
+            }
         }
     }
 
@@ -582,11 +615,37 @@ impl Runtime {
 
     /// Takes the lock of a container and re-reads (and syncs) its state.
     pub fn lock_container(&self, id_or_name: &str) -> Result<LockedContainer<'_>> {
+        self.lock_container_with(id_or_name, true)
+    }
+
+    /// [`Runtime::lock_container`]; with `save_sync` false, a state brought up
+    /// to date from the exit file is not written back at once but by the next
+    /// save, or when the container is unlocked (for a caller that removes
+    /// the container next, which makes that write useless).
+    pub(crate) fn lock_container_with(
+        &self,
+        id_or_name: &str,
+        save_sync: bool,
+    ) -> Result<LockedContainer<'_>> {
         self.check_alive()?;
         self.check_writable("change a container")?;
         let rec = self.state().lookup_container(id_or_name)?;
-        let lock = self.locks().retrieve(rec.config.lock_id)?;
-        let guard = lock.lock()?;
+        // Another process may remove the container (and free its lock)
+        // between the lookup and the lock: that is "not found", as if the
+        // lookup had come a moment later.
+        let gone = |e: RuntimeError| match self.state().has_container(&rec.config.id) {
+            Ok(false) => rpod_state::StateError::not_found(
+                rpod_state::ObjectKind::Container,
+                rec.config.id.clone(),
+            )
+            .into(),
+            _ => e,
+        };
+        let lock = self
+            .locks()
+            .retrieve(rec.config.lock_id)
+            .map_err(|e| gone(e.into()))?;
+        let guard = lock.lock().map_err(|e| gone(e.into()))?;
         if guard.previous_owner_died() {
             tracing::warn!(
                 "the previous holder of container {}'s lock died while holding it",
@@ -595,17 +654,19 @@ impl Runtime {
         }
         // Re-read after locking: another process may have changed or removed it.
         let state = self.state().container_state(&rec.config.id)?;
-        let mut rec = ContainerRecord {
+        // the spec is not regenerated here: few operations need it (see
+        // `LockedContainer::spec`)
+        let rec = ContainerRecord {
             config: rec.config,
             state,
         };
-        self.hydrate(&mut rec);
         let mut c = LockedContainer {
             rt: self,
             _guard: guard,
             rec,
+            unsaved: Cell::new(false),
         };
-        c.sync()?;
+        c.sync(save_sync)?;
         Ok(c)
     }
 
@@ -613,13 +674,20 @@ impl Runtime {
     /// not held while waiting. Works after the container was removed (`--rm`)
     /// through the recorded exit codes.
     pub fn wait_container(&self, id_or_name: &str) -> Result<i32> {
+        Ok(self.wait_container_then(id_or_name, false)?.0)
+    }
+
+    /// [`Runtime::wait_container`]; with `remove`, the container is removed
+    /// (with its anonymous volumes) under the same lock that records its
+    /// exit, and the flag returned says whether that happened.
+    fn wait_container_then(&self, id_or_name: &str, remove: bool) -> Result<(i32, bool)> {
         self.check_alive()?;
         let rec = match self.state().lookup_container(id_or_name) {
             Ok(r) => r,
             Err(e) => {
                 // a full id of a removed container still has an exit code
                 if let Ok(code) = self.state().exit_code(id_or_name) {
-                    return Ok(code.code);
+                    return Ok((code.code, false));
                 }
                 return Err(e.into());
             }
@@ -629,15 +697,17 @@ impl Runtime {
             let state = match self.state().container_state(&id) {
                 Ok(s) => s,
                 Err(e) if e.is_not_found() => {
-                    return Ok(self.state().exit_code(&id)?.code);
+                    return Ok((self.state().exit_code(&id)?.code, false));
                 }
                 Err(e) => return Err(e.into()),
             };
             match state.state {
-                ContainerStatus::Exited | ContainerStatus::Stopped => return Ok(state.exit_code),
+                ContainerStatus::Exited | ContainerStatus::Stopped => {
+                    return Ok((state.exit_code, false))
+                }
                 ContainerStatus::Configured => {
                     if state.exited {
-                        return Ok(state.exit_code);
+                        return Ok((state.exit_code, false));
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -651,14 +721,18 @@ impl Runtime {
                     ) {
                         Ok(_) => {
                             // let the lock holder (cleanup) record it, then re-read
-                            match self.lock_container(&id) {
+                            match self.lock_container_with(&id, !remove) {
                                 Ok(c) => {
                                     if c.state().exited {
-                                        return Ok(c.state().exit_code);
+                                        let code = c.state().exit_code;
+                                        if remove {
+                                            c.remove_with_volumes(true, true)?;
+                                        }
+                                        return Ok((code, remove));
                                     }
                                 }
                                 Err(e) if e.is_not_found() => {
-                                    return Ok(self.state().exit_code(&id)?.code)
+                                    return Ok((self.state().exit_code(&id)?.code, false))
                                 }
                                 Err(e) => return Err(e),
                             }
@@ -704,7 +778,8 @@ impl Runtime {
             return Ok((config, None));
         }
         let attached = self.lock_container(&id).and_then(|mut c| {
-            c.init()?;
+            // `start` saves the state: `created` need not be written before
+            c.init_with(false)?;
             let sock = AttachSocket::connect(&self.bundle_dir(&id))?;
             c.start()?;
             Ok(sock)
@@ -715,8 +790,8 @@ impl Runtime {
         if let Err(e) = attach.stream(stdin, stdout, stderr) {
             tracing::warn!("attach to {id} ended: {e}");
         }
-        let code = self.wait_container(&id)?;
-        if opts.autoremove {
+        let (code, removed) = self.wait_container_then(&id, opts.autoremove)?;
+        if opts.autoremove && !removed {
             match self.lock_container(&id) {
                 Ok(c) => c.remove_with_volumes(true, true)?,
                 Err(e) if e.is_not_found() => {}
@@ -728,16 +803,18 @@ impl Runtime {
 
     /// `rpod container cleanup [--rm] ID`: what conmon's exit command runs.
     pub fn cleanup_container(&self, id_or_name: &str, rm: bool) -> Result<()> {
-        let mut c = match self.lock_container(id_or_name) {
+        // with `rm`, the exited state is not saved: removing records the exit code
+        let mut c = match self.lock_container_with(id_or_name, !rm) {
             Ok(c) => c,
             // removed meanwhile (by `run --rm` or `rm -f`): nothing to do
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
         };
-        c.cleanup()?;
         if rm && !c.is_running() {
+            // cleans up (OCI runtime state, exit code) as it removes
             return c.remove_with_volumes(false, true);
         }
+        c.cleanup()?;
         if !rm && c.should_restart() {
             let count = c.rec.state.restart_count + 1;
             c.start()?;
@@ -755,6 +832,19 @@ pub struct LockedContainer<'r> {
     pub(crate) rt: &'r Runtime,
     _guard: LockGuard,
     pub(crate) rec: ContainerRecord,
+    /// `rec.state` was synced from the exit file but not saved yet (see
+    /// [`Runtime::lock_container_with`]); saved on drop, before unlocking.
+    unsaved: Cell<bool>,
+}
+
+impl Drop for LockedContainer<'_> {
+    fn drop(&mut self) {
+        if self.unsaved.get() {
+            if let Err(e) = self.save() {
+                tracing::warn!("saving the state of container {}: {e}", self.id());
+            }
+        }
+    }
 }
 
 impl<'r> LockedContainer<'r> {
@@ -762,9 +852,16 @@ impl<'r> LockedContainer<'r> {
         self.rt
     }
 
-    /// The container's config.
+    /// The container's config. Its `spec` is the stored one, which is null
+    /// for containers rpod created: see [`LockedContainer::spec`].
     pub fn config(&self) -> &ContainerConfig {
         &self.rec.config
+    }
+
+    /// The container's OCI spec (regenerated from its create options when
+    /// the record does not carry one, see [`Runtime::hydrate`]).
+    pub fn spec(&self) -> serde_json::Value {
+        self.rt.container_spec(&self.rec)
     }
 
     /// The container's state, as of the lock.
@@ -772,7 +869,7 @@ impl<'r> LockedContainer<'r> {
         &self.rec.state
     }
 
-    /// The whole record.
+    /// The whole record (its config's `spec` as in [`LockedContainer::config`]).
     pub fn record(&self) -> &ContainerRecord {
         &self.rec
     }
@@ -795,10 +892,11 @@ impl<'r> LockedContainer<'r> {
     }
 
     pub(crate) fn save(&self) -> Result<()> {
-        Ok(self
-            .rt
+        self.rt
             .state()
-            .save_container_state(self.id(), &self.rec.state)?)
+            .save_container_state(self.id(), &self.rec.state)?;
+        self.unsaved.set(false);
+        Ok(())
     }
 
     pub(crate) fn invalid(&self, op: &'static str, hint: &str) -> RuntimeError {
@@ -831,10 +929,15 @@ impl<'r> LockedContainer<'r> {
             .oci_runtime((!name.is_empty()).then_some(name.as_str()))
     }
 
-    /// Brings the saved state up to date with the exit file.
-    fn sync(&mut self) -> Result<()> {
+    /// Brings the state up to date with the exit file, saving it unless
+    /// `save` is false (then it is saved later, see `unsaved`).
+    fn sync(&mut self, save: bool) -> Result<()> {
         if self.rt.apply_exit_file(&mut self.rec) {
-            self.save()?;
+            if save {
+                self.save()?;
+            } else {
+                self.unsaved.set(true);
+            }
             let c = &self.rec.config;
             let mut ev =
                 rpod_events::Event::died(&c.id, &c.name, &c.rootfs, self.rec.state.exit_code);
@@ -848,6 +951,16 @@ impl<'r> LockedContainer<'r> {
 
     /// Creates the container in the OCI runtime under conmon (`created`).
     pub fn init(&mut self) -> Result<()> {
+        self.init_with(true)
+    }
+
+    /// [`LockedContainer::init`]; with `save` false, for a caller that starts
+    /// the container next under the same lock, the `created` state is not
+    /// written at once: the start writes `running` (or, when the start fails,
+    /// `configured`); otherwise it is written on unlock. (A `configured`
+    /// container whose bundle exists may thus be known to the OCI runtime:
+    /// [`LockedContainer::remove`] deletes it there.)
+    pub(crate) fn init_with(&mut self, save: bool) -> Result<()> {
         match self.status() {
             ContainerStatus::Configured | ContainerStatus::Exited | ContainerStatus::Stopped => {}
             _ => {
@@ -922,7 +1035,9 @@ impl<'r> LockedContainer<'r> {
         s.exit_code = 0;
         s.oom_killed = false;
         s.finished_time = Timestamp::default();
-        if let Err(e) = self.save() {
+        if !save {
+            self.unsaved.set(true);
+        } else if let Err(e) = self.save() {
             let _ = oci.kill(&id, 9, false);
             let _ = oci.delete(&id, true);
             return Err(undo_bundle(step("saving the state", e)));
@@ -937,7 +1052,7 @@ impl<'r> LockedContainer<'r> {
     pub fn start(&mut self) -> Result<()> {
         match self.status() {
             ContainerStatus::Configured | ContainerStatus::Exited | ContainerStatus::Stopped => {
-                self.init()?
+                self.init_with(false)?
             }
             ContainerStatus::Created => {}
             ContainerStatus::Running | ContainerStatus::Paused => {
@@ -989,7 +1104,7 @@ impl<'r> LockedContainer<'r> {
         let monitor = (self.rec.state.conmon_pid > 0).then_some(self.rec.state.conmon_pid);
         match rpod_oci::exit::wait_for_exit(&self.rt.exits_dir(), self.id(), monitor, timeout) {
             Ok(ExitOutcome::Exited(_)) | Ok(ExitOutcome::MonitorGone) => {
-                self.sync()?;
+                self.sync(true)?;
                 Ok(true)
             }
             Err(rpod_oci::OciError::Timeout { .. }) => Ok(false),
@@ -1083,7 +1198,13 @@ impl<'r> LockedContainer<'r> {
 
     /// Removes the container: with `force`, a running one is killed first.
     pub fn remove(mut self, force: bool) -> Result<()> {
-        self.check_exec_sessions(force)?;
+        if let Err(e) = self.check_exec_sessions(force) {
+            if self.unsaved.get() {
+                // locked for removal, which fails: clean up as the exit command would
+                self.cleanup()?;
+            }
+            return Err(e);
+        }
         if self.is_running() || self.status() == ContainerStatus::Created {
             if !force && self.status() != ContainerStatus::Created {
                 return Err(RuntimeError::InvalidState {
@@ -1095,10 +1216,10 @@ impl<'r> LockedContainer<'r> {
             }
             self.stop(Some(0))?;
         }
-        self.cleanup()?;
         let id = self.id().to_string();
         let dependents = self.rt.state().container_dependents(&id)?;
         if !dependents.is_empty() {
+            self.cleanup()?;
             return Err(rpod_state::StateError::InUse {
                 id: id.clone(),
                 kind: rpod_state::ObjectKind::Container,
@@ -1107,17 +1228,43 @@ impl<'r> LockedContainer<'r> {
             }
             .into());
         }
-        // A configured container never reached the OCI runtime and an exited
-        // one was deleted from it by cleanup; anything else may still be there.
-        if !matches!(
-            self.status(),
-            ContainerStatus::Configured | ContainerStatus::Exited
-        ) {
+        // A configured container never reached the OCI runtime (unless its
+        // bundle exists: its `init` may not have saved `created`, see
+        // `init_with`) and an exited one was deleted from it by cleanup; a
+        // stopped one is cleaned up now (as `cleanup` would), its exit code
+        // recorded in the same database operation as the removal; anything
+        // else may still be in the runtime.
+        let stopped = self.status() == ContainerStatus::Stopped;
+        let configured = self.status() == ContainerStatus::Configured;
+        if stopped {
+            let oci = self.oci()?;
+            if let Err(e) = oci.delete(&id, true) {
+                tracing::debug!("runtime delete of {id}: {e}");
+            }
+        } else if (configured && self.rt.bundle_dir(&id).join("config.json").exists())
+            || !matches!(
+                self.status(),
+                ContainerStatus::Configured | ContainerStatus::Exited
+            )
+        {
             if let Ok(oci) = self.oci() {
                 let _ = oci.delete(&id, true);
             }
         }
-        self.rt.state().remove_container(&id)?;
+        if stopped {
+            let exit = rpod_state::ExitCode {
+                code: self.rec.state.exit_code,
+                time: now(),
+            };
+            self.rt.state().remove_container_with_exit_code(&id, exit)?;
+            self.unsaved.set(false);
+            self.rt
+                .count_volume_mounts(&self.rec.config.named_volumes, false);
+            self.rt.emit(event(Status::Cleanup, &self.rec.config));
+        } else {
+            self.rt.state().remove_container(&id)?;
+            self.unsaved.set(false);
+        }
         for dir in [self.rt.bundle_dir(&id), self.rt.container_static_dir(&id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {

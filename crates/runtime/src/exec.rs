@@ -83,7 +83,7 @@ impl LockedContainer<'_> {
                 });
             }
         }
-        let mut p = self.rec.config.spec.to_value()["process"].take();
+        let mut p = self.spec()["process"].take();
         if !p.is_object() {
             p = json!({"cwd": "/", "user": {"uid": 0, "gid": 0}});
         }

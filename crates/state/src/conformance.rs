@@ -350,6 +350,8 @@ macro_rules! __rpod_state_conformance_names {
             exit_code_round_trips, exit_code_missing_not_found, exit_code_outlives_container,
             exit_code_replaced, prune_removes_old_keeps_new, prune_nothing_returns_zero,
             add_exit_code_is_timestamped_now, exit_code_extremes, exit_code_empty_id_invalid,
+            remove_with_exit_code_records_and_removes, remove_with_exit_code_missing_fails,
+            remove_with_exit_code_in_use_keeps_both,
             // db config
             db_config_none_initially, validate_stores_on_first_use, validate_same_ok,
             validate_mismatch_names_key_and_values, validate_checks_every_key,
@@ -1947,6 +1949,44 @@ pub fn exit_code_outlives_container(f: Factory<'_>) {
     s.add_exit_code(&id_of('a'), 3).unwrap();
     s.remove_container(&id_of('a')).unwrap();
     assert_eq!(s.exit_code(&id_of('a')).unwrap().code, 3);
+}
+
+pub fn remove_with_exit_code_records_and_removes(f: Factory<'_>) {
+    let s = f();
+    add(&*s, &ctr_cfg(&id_of('a'), "a"));
+    let e = ExitCode {
+        code: 7,
+        time: Timestamp::now(),
+    };
+    s.remove_container_with_exit_code(&id_of('a'), e).unwrap();
+    assert!(!s.has_container(&id_of('a')).unwrap());
+    assert_eq!(s.exit_code(&id_of('a')).unwrap(), e);
+}
+
+pub fn remove_with_exit_code_missing_fails(f: Factory<'_>) {
+    let s = f();
+    let e = ExitCode {
+        code: 1,
+        time: Timestamp::now(),
+    };
+    assert!(s.remove_container_with_exit_code(&id_of('a'), e).is_err());
+    assert!(!s.has_container(&id_of('a')).unwrap());
+}
+
+pub fn remove_with_exit_code_in_use_keeps_both(f: Factory<'_>) {
+    let s = f();
+    add(&*s, &ctr_cfg(&id_of('a'), "a"));
+    add(&*s, &with_deps(ctr_cfg(&id_of('b'), "b"), &[&id_of('a')]));
+    let e = ExitCode {
+        code: 2,
+        time: Timestamp::now(),
+    };
+    in_use(
+        s.remove_container_with_exit_code(&id_of('a'), e),
+        InUseBy::Dependents,
+        &[&id_of('b')],
+    );
+    assert!(s.has_container(&id_of('a')).unwrap());
 }
 
 pub fn exit_code_replaced(f: Factory<'_>) {

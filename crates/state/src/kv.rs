@@ -1234,4 +1234,22 @@ impl<S: KvStore> State for KvState<S> {
     fn read_only_reason(&self) -> Option<String> {
         self.store.read_only_reason()
     }
+
+    fn remove_container_with_exit_code(&self, id: &str, exit: ExitCode) -> Result<(), StateError> {
+        check_ident("container id", id)?;
+        self.write("remove a container", |tx| {
+            let e = self.entry(tx, ObjectKind::Container, id)?;
+            let by = tx.children(&prefix(&["d", id]))?;
+            if !by.is_empty() {
+                return Err(StateError::InUse {
+                    id: id.to_string(),
+                    kind: ObjectKind::Container,
+                    by,
+                    what: crate::InUseBy::Dependents,
+                });
+            }
+            tx.put_json(key(&["x", id]), &exit)?;
+            self.remove_ctr_in(tx, id, &e)
+        })
+    }
 }

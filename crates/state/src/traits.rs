@@ -187,7 +187,8 @@ pub trait DbConfigStore {
 /// Data only: every method takes and returns ids and records, never a
 /// runtime handle, so it is object-safe and a backend can live in another
 /// crate or a plugin. Implementations must be `Send + Sync`; every method is
-/// one atomic operation, durable when it returns.
+/// one atomic operation, durable when it returns (the default of
+/// [`State::remove_container_with_exit_code`] is two: backends override it).
 pub trait State:
     ContainerStore + PodStore + VolumeStore + ExitCodes + DbConfigStore + Send + Sync + fmt::Debug
 {
@@ -218,5 +219,15 @@ pub trait State:
     /// validated against the configuration nor changed.
     fn read_only_reason(&self) -> Option<String> {
         None
+    }
+
+    /// Records the exit code of container `id` and removes the container, as
+    /// one atomic, durable operation where the backend can (what removing an
+    /// exited container does: `rpod wait` still answers afterwards). Fails
+    /// like [`ContainerStore::remove_container`]; the default records the
+    /// exit code, then removes the container, in two operations.
+    fn remove_container_with_exit_code(&self, id: &str, exit: ExitCode) -> Result<(), StateError> {
+        self.record_exit_code(id, exit)?;
+        self.remove_container(id)
     }
 }

@@ -321,9 +321,7 @@ pub fn start_attached(
         if c.state().state != rpod_state::ContainerStatus::Created {
             c.init()?;
         }
-        let tty = c.config().spec.to_value()["process"]["terminal"]
-            .as_bool()
-            .unwrap_or(false);
+        let tty = c.spec()["process"]["terminal"].as_bool().unwrap_or(false);
         (c.id().to_string(), tty)
     };
     let bundle = rt.bundle_dir(&id);
@@ -346,9 +344,7 @@ pub fn attach(g: &GlobalOpts, a: AttachArgs) -> Result<()> {
                 c.state().state.as_str()
             );
         }
-        let tty = c.config().spec.to_value()["process"]["terminal"]
-            .as_bool()
-            .unwrap_or(false);
+        let tty = c.spec()["process"]["terminal"].as_bool().unwrap_or(false);
         (c.id().to_string(), tty)
     };
     let bundle = rt.bundle_dir(&id);
