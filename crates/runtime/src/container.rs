@@ -263,41 +263,8 @@ impl Runtime {
         Ok(ConmonMonitor::new(Conmon::find(self.config(), None)?))
     }
 
-    /// A name for a new container: `requested` validated, or a generated one
-    /// that is free.
-    fn pick_name(&self, requested: Option<&str>) -> Result<String> {
-        if let Some(n) = requested {
-            if !names::is_valid(n) {
-                return Err(RuntimeError::InvalidName {
-                    what: "container",
-                    name: n.to_string(),
-                });
-            }
-            return Ok(n.to_string());
-        }
-        for attempt in 0..100 {
-            let n = names::generate(attempt / 10);
-            let taken = match self.state().lookup_container(&n) {
-                Ok(c) => c.config.name == n,
-                Err(e) if e.is_not_found() => false,
-                Err(rpod_state::StateError::Ambiguous { .. }) => false,
-                Err(e) => return Err(e.into()),
-            };
-            if !taken
-                && !self
-                    .state()
-                    .lookup_pod(&n)
-                    .is_ok_and(|p| p.config.name == n)
-            {
-                return Ok(n);
-            }
-        }
-        Err(RuntimeError::InvalidInput {
-            what: "generated name",
-            value: String::new(),
-            expected: "a free name (100 attempts collided; pass --name)".into(),
-        })
-    }
+    /// How many generated names `create` tries before giving up.
+    const NAME_ATTEMPTS: u32 = 100;
 
     /// Creates a container (state `configured`). Everything is validated
     /// before anything is stored; on a failure nothing is left behind.
@@ -346,7 +313,12 @@ impl Runtime {
             })?;
         let mut opts = opts.clone();
         opts.rootfs = rootfs;
-        let name = self.pick_name(opts.name.as_deref())?;
+        if let Some(n) = opts.name.as_deref().filter(|n| !names::is_valid(n)) {
+            return Err(RuntimeError::InvalidName {
+                what: "container",
+                name: n.to_string(),
+            });
+        }
         let id = names::new_id();
         let runtime = self.oci_runtime(opts.runtime.as_deref())?;
         // conmon is needed to start it: fail now rather than after storing it
@@ -373,9 +345,9 @@ impl Runtime {
             other => (other.name().to_string(), 0),
         };
         let static_dir = self.container_static_dir(&id);
-        let config = ContainerConfig {
+        let mut config = ContainerConfig {
             id: id.clone(),
-            name,
+            name: opts.name.clone().unwrap_or_else(|| names::generate(0)),
             namespace: self.config().namespace.clone(),
             lock_id: lock.id(),
             created_time: now(),
@@ -412,14 +384,38 @@ impl Runtime {
             extra,
             ..ContainerConfig::default()
         };
-        if let Err(e) = self
-            .state()
-            .add_container(&config, &ContainerState::configured())
-        {
+        // A generated name is checked by the store itself, atomically with
+        // the add: on a clash, another name is tried (numbered after 10 tries).
+        let mut attempt = 1;
+        let added = loop {
+            match self
+                .state()
+                .add_container(&config, &ContainerState::configured())
+            {
+                Err(rpod_state::StateError::NameInUse { .. })
+                    if opts.name.is_none() && attempt < Self::NAME_ATTEMPTS =>
+                {
+                    config.name = names::generate(attempt / 10);
+                    attempt += 1;
+                }
+                Err(rpod_state::StateError::NameInUse { .. }) if opts.name.is_none() => {
+                    break Err(RuntimeError::InvalidInput {
+                        what: "generated name",
+                        value: config.name.clone(),
+                        expected: format!(
+                            "a free name ({} attempts collided; pass --name)",
+                            Self::NAME_ATTEMPTS
+                        ),
+                    })
+                }
+                other => break other.map_err(RuntimeError::from),
+            }
+        };
+        if let Err(e) = added {
             if let Err(fe) = self.locks().free(lock.id()) {
                 tracing::warn!("freeing lock {} after a failed create: {fe}", lock.id());
             }
-            return Err(e.into());
+            return Err(e);
         }
         self.emit(event(Status::Create, &config));
         Ok(config)
