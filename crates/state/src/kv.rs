@@ -603,11 +603,14 @@ impl<S: KvStore> KvState<S> {
         let path = &tx.path;
         let what = R::WHAT;
         tx.for_each(&prefix(&[pfx]), &mut |k, v| {
+            let corrupt = |e: &dyn fmt::Display| StateError::Corrupt {
+                path: path.clone(),
+                reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
+            };
+            // one UTF-8 check of the whole record, instead of one per string
+            let text = std::str::from_utf8(v).map_err(|e| corrupt(&e))?;
             let (cfg, st): (R::Config, R::State) =
-                serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
-                    path: path.clone(),
-                    reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
-                })?;
+                serde_json::from_str(text).map_err(|e| corrupt(&e))?;
             if self.visible(R::namespace(&cfg)) {
                 f(R::make(cfg, st))?;
             }
