@@ -304,10 +304,13 @@ impl Txn<'_> {
 }
 
 fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8], what: &str) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+    let corrupt = |e: &dyn fmt::Display| StateError::Corrupt {
         path: path.to_path_buf(),
         reason: format!("{what}: {e}"),
-    })
+    };
+    // one UTF-8 check of the whole value, instead of one per string
+    let text = std::str::from_utf8(bytes).map_err(|e| corrupt(&e))?;
+    serde_json::from_str(text).map_err(|e| corrupt(&e))
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
