@@ -5,6 +5,8 @@
 //! are medians with the rpod/podman ratio. The floor is the same container
 //! as `rpod run --rm` (same spec) driven through conmon + runc directly by
 //! rpod-oci, without any engine (see [`Floor`]), timed alternately with rpod.
+//! rpod's create cost at 100 and 1,000 containers is measured alone, after
+//! the fill (see `create at N`).
 //!
 //! podman runs with a private root, runroot, tmpdir, file locks and a private
 //! `containers.conf` (cgroupfs, runc, low default ulimits); rpod with its own
@@ -367,11 +369,10 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         // ps -a at 100 and `big` containers; create cost at those sizes
         let mut have = 0usize;
         for target in [100usize, big] {
-            let mut create_rpod = Vec::new();
             for i in have..target {
                 let name = format!("many-{i}");
-                for (k, e) in engines.iter().enumerate() {
-                    let (d, _) = e.time(&[
+                for e in &engines {
+                    e.time(&[
                         "create",
                         "--name",
                         &name,
@@ -381,12 +382,30 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
                         &r,
                         "true",
                     ])?;
-                    if k == 0 && i + 10 >= target {
-                        create_rpod.push(d);
-                    }
                 }
             }
             have = target;
+            // rpod's create cost at this size, measured alone (not right
+            // after one of podman's creates, whose writeback at 1,000
+            // containers would be timed with it): `n` creates after a
+            // `sync`, each removed again untimed.
+            let _ = Command::new("sync").status();
+            let mut create_rpod = Vec::new();
+            for j in 0..n {
+                let name = format!("probe-{target}-{j}");
+                let (d, _) = engines[0].time(&[
+                    "create",
+                    "--name",
+                    &name,
+                    "--network",
+                    "none",
+                    "--rootfs",
+                    &r,
+                    "true",
+                ])?;
+                create_rpod.push(d);
+                engines[0].time(&["rm", &name])?;
+            }
             let mut ps: Vec<Vec<Duration>> = engines.iter().map(|_| Vec::new()).collect();
             let mut rss = 0u64;
             for _ in 0..n {
@@ -406,7 +425,7 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
                 note: format!("rpod peak RSS {:.1} MiB", rss as f64 / 1024.0),
             });
             rows.push(Row {
-                op: format!("create at {target} containers (rpod, last 10)"),
+                op: format!("create at {target} containers (rpod alone, median of {n})"),
                 rpod: median(create_rpod),
                 podman: None,
                 note: String::new(),
