@@ -169,9 +169,9 @@ pub trait KvStore: Send + Sync + fmt::Debug + 'static {
     }
     /// Runs `f` (exactly once) with exclusive access to a consistent view,
     /// then applies the batch it returns atomically and durably (nothing to
-    /// do if empty). No
-    /// other operation on the same database, from any thread or process, may
-    /// interleave between the reads of `f` and the commit.
+    /// do if empty). No other operation on the same database, from any
+    /// thread or process, may interleave between the reads of `f` and the
+    /// commit.
     fn transact(
         &self,
         f: &mut dyn FnMut(&dyn KvRead) -> Result<Batch, StateError>,
