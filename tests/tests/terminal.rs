@@ -281,3 +281,36 @@ fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
     assert_eq!(p.wait(20), 5);
     assert!(p.cooked(), "the terminal must be restored after exec -it");
 }
+
+#[test]
+fn exec_it_follows_the_terminal_size_and_detaches_leaving_the_session() {
+    let Some(env) = Env::for_containers() else {
+        return;
+    };
+    let rootfs = Env::rootfs_arg();
+    let r = env.rpod(&[
+        "run", "-d", "--name", "host", "--rootfs", &rootfs, "sleep", "100",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut p = Pty::spawn(
+        &env,
+        &["exec", "-it", "--detach-keys", "ctrl-x", "host", "sh"],
+        24,
+        80,
+    );
+    // the session's terminal starts at the user's size and follows it
+    wait_for_size(&mut p, "24 80");
+    p.resize(33, 111);
+    wait_for_size(&mut p, "33 111");
+    // the detach sequence ends rpod exec with 0 and leaves the shell running
+    p.write(&[24]);
+    assert_eq!(p.wait(10), 0);
+    assert!(p.cooked(), "the terminal must be restored after detaching");
+    let ids = env.inspect("host")["ExecIDs"].clone();
+    assert_eq!(
+        ids.as_array().map(Vec::len),
+        Some(1),
+        "the detached session must still be recorded: {ids}"
+    );
+    assert_eq!(state(&env, "host"), "running");
+}

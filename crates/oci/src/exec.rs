@@ -113,6 +113,12 @@ impl ExecSession {
         self.attach.as_ref()
     }
 
+    /// Takes the attach connection out of the session (a caller that drives
+    /// it itself, e.g. with a terminal). Waiting still works without it.
+    pub fn take_attach(&mut self) -> Option<AttachSocket> {
+        self.attach.take()
+    }
+
     /// Waits for the process to exit and returns its exit status: the second
     /// sync-pipe packet, else the exit file. `None` waits forever.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<i32, OciError> {

@@ -8,9 +8,10 @@
 //! when the process exits; the attached CLI also removes the session itself.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rpod_events::Status;
+use rpod_oci::attach::AttachSocket;
 use rpod_oci::exec::{ExecRequest, ExecSession};
 use rpod_state::ContainerStatus;
 use serde_json::{json, Value};
@@ -312,6 +313,45 @@ impl Runtime {
             let input = if opts.interactive { stdin } else { None };
             if let Err(e) = a.stream(input, stdout, stderr) {
                 tracing::warn!("exec attach in {id} ended: {e}");
+            }
+        }
+        let code = s.wait(None);
+        match self.lock_container(&id) {
+            Ok(mut c) => c.finish_exec_session(&session, code.as_ref().ok().copied())?,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(ExecOutcome::Exited(code?))
+    }
+
+    /// `rpod exec` attached, with the caller driving the connection (e.g. a
+    /// terminal with resizing and a detach sequence): `attach` gets the
+    /// session's attach socket and its bundle (whose `ctl` FIFO resizes the
+    /// session's terminal) and returns whether the user detached. A detached
+    /// session keeps running (conmon's exit command cleans it up when it
+    /// ends); otherwise its exit code is returned, as by [`Runtime::exec`].
+    pub fn exec_attached(
+        &self,
+        id_or_name: &str,
+        opts: &ExecOptions,
+        attach: &mut dyn FnMut(AttachSocket, &Path) -> bool,
+    ) -> Result<ExecOutcome> {
+        let opts = ExecOptions {
+            detach: false,
+            ..opts.clone()
+        };
+        let (id, session, bundle, mut s) = {
+            let mut c = self.lock_container(id_or_name)?;
+            let (session, s) = c.start_exec(&opts)?;
+            let bundle = c.exec_bundle(&session);
+            (c.id().to_string(), session, bundle, s)
+        };
+        if let Some(sock) = s.take_attach() {
+            if attach(sock, &bundle) {
+                return Ok(ExecOutcome::Detached {
+                    session,
+                    pid: s.pid,
+                });
             }
         }
         let code = s.wait(None);

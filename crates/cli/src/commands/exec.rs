@@ -5,6 +5,7 @@ use clap::Args;
 use rpod_runtime::exec::{ExecOptions, ExecOutcome};
 
 use crate::commands::container::runtime;
+use crate::commands::terminal::{self, AttachEnd};
 use crate::global::GlobalOpts;
 use crate::ExitStatus;
 
@@ -14,6 +15,9 @@ pub struct ExecArgs {
     /// Run the process in the background and print the session id
     #[arg(short, long)]
     pub detach: bool,
+    /// Key sequence to detach from a -it session (e.g. ctrl-p,ctrl-q; empty disables)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Set environment variables
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -60,14 +64,42 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
         detach: a.detach,
     };
     let rt = runtime(g)?;
+    if a.tty && !a.detach {
+        // A terminal session: the user's terminal goes raw while attached (with
+        // -i), its size follows the user's, and the detach sequence leaves
+        // the process running.
+        let keys = terminal::detach_keys(&rt, a.detach_keys.as_deref())?;
+        let mut failed = None;
+        let out = rt.exec_attached(
+            ctr,
+            &opts,
+            &mut |sock, bundle| match terminal::attach_session(
+                sock,
+                bundle,
+                true,
+                a.interactive,
+                &keys,
+            ) {
+                Ok(end) => end == AttachEnd::Detached,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        return match out {
+            ExecOutcome::Detached { .. } => {
+                eprintln!();
+                Ok(())
+            }
+            ExecOutcome::Exited(0) => Ok(()),
+            ExecOutcome::Exited(code) => Err(ExitStatus(code.clamp(0, 255) as u8).into()),
+        };
+    }
     let stdin: Option<Box<dyn std::io::Read + Send>> = Some(Box::new(std::io::stdin()));
-    // With -it the user's terminal goes raw for the session (restored on drop,
-    // also when exec fails); keys then reach the container's pty unchanged.
-    let _raw = if a.tty && a.interactive && !a.detach {
-        crate::commands::terminal::RawMode::enter()?
-    } else {
-        None
-    };
     let out = rt.exec(
         ctr,
         &opts,
