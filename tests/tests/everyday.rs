@@ -554,3 +554,66 @@ fn cp_through_hostile_symlinks_is_confined() {
     );
     assert_eq!(std::fs::read_dir(&dout).unwrap().count(), 1);
 }
+
+#[test]
+fn cp_sees_volumes_and_a_running_containers_own_mounts() {
+    let Some(env) = Env::for_containers() else {
+        return;
+    };
+    let rootfs = Env::rootfs_arg();
+    let vol = env.path("vol");
+    let ro = env.path("ro");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(vol.join("in-volume"), "from the host").unwrap();
+    let payload = env.path("payload");
+    std::fs::write(&payload, "payload").unwrap();
+    let p = payload.to_str().unwrap();
+    ok(&env.rpod(&[
+        "run",
+        "-d",
+        "--name",
+        "m",
+        "-v",
+        &format!("{}:/cpdata", vol.display()),
+        "-v",
+        &format!("{}:/cpro:ro", ro.display()),
+        "--rootfs",
+        &rootfs,
+        "sleep",
+        "1000",
+    ]));
+    // running: a file in the container's own tmpfs (only in its mount
+    // namespace) is copied out
+    ok(&env.rpod(&["exec", "m", "sh", "-c", "echo in-tmpfs > /dev/shm/t"]));
+    let out = env.path("out-tmpfs");
+    ok(&env.rpod(&["cp", "m:/dev/shm/t", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "in-tmpfs\n");
+    // volumes: in and out through the bind mount
+    ok(&env.rpod(&["cp", p, "m:/cpdata/new"]));
+    assert_eq!(std::fs::read_to_string(vol.join("new")).unwrap(), "payload");
+    let out = env.path("out-vol");
+    ok(&env.rpod(&["cp", "m:/cpdata/in-volume", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "from the host");
+    // a read-only volume is not written
+    let r = env.rpod(&["cp", p, "m:/cpro/x"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(!ro.join("x").exists());
+    // stopped: the volumes still resolve to their sources
+    ok(&env.rpod(&["stop", "-t", "0", "m"]));
+    let out = env.path("out-stopped");
+    ok(&env.rpod(&["cp", "m:/cpdata/new", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "payload");
+    ok(&env.rpod(&["cp", p, "m:/cpdata/after-stop"]));
+    assert_eq!(
+        std::fs::read_to_string(vol.join("after-stop")).unwrap(),
+        "payload"
+    );
+    let r = env.rpod(&["cp", p, "m:/cpro/y"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("read-only"), "{r:?}");
+    assert!(!ro.join("y").exists());
+    // nothing landed in the root filesystem under the mount points
+    let shared = Env::rootfs();
+    assert!(!shared.join("cpdata/new").exists() && !shared.join("cpdata/after-stop").exists());
+}

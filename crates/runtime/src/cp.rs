@@ -9,6 +9,13 @@
 //! `O_NOFOLLOW` relative to already-open directory descriptors; symlinks
 //! inside a copied tree are copied as links, never followed. Modes
 //! (including setuid/sticky bits) are preserved.
+//!
+//! The container's root is what its processes see: for a running (or
+//! paused) container, `/proc/<pid>/root`, with all its mounts (volumes,
+//! tmpfs, generated files); for a stopped one, its root filesystem, except
+//! under the destination of a bind mount or volume, which resolves to the
+//! mount's source (as podman mounts volumes for `cp`). A read-only volume
+//! is never written.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -67,6 +74,8 @@ struct Side {
     root: OwnedFd,
     confined: bool,
     label: String,
+    /// A read-only volume of a stopped container: never written.
+    read_only: bool,
 }
 
 impl Side {
@@ -81,6 +90,7 @@ impl Side {
             root: own(fd),
             confined: false,
             label: String::new(),
+            read_only: false,
         })
     }
 
@@ -95,6 +105,7 @@ impl Side {
             root: own(fd),
             confined: true,
             label: format!("{name}:"),
+            read_only: false,
         })
     }
 
@@ -121,6 +132,60 @@ fn kind(st: &FileStat) -> SFlag {
 
 fn perm(st: &FileStat) -> Mode {
     Mode::from_bits_truncate(st.st_mode & 0o7777)
+}
+
+/// A user bind mount or volume of a container (from its OCI spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SpecBind {
+    source: String,
+    destination: String,
+    read_only: bool,
+}
+
+/// The bind mount whose destination is the longest component-wise prefix
+/// of `path` (`/data` holds `/data` and `/data/x`, not `/database`), with
+/// the rest of the path inside it. Mounts whose source is gone (e.g. a
+/// stopped container's generated files) do not count.
+fn bind_mount_for(rec: &rpod_state::ContainerRecord, path: &str) -> Option<(SpecBind, String)> {
+    let spec = rec.config.spec.to_value();
+    let mounts = spec["mounts"].as_array()?;
+    let path = path.trim_end_matches('/');
+    let mut best: Option<(SpecBind, String)> = None;
+    for m in mounts {
+        if m["type"] != "bind" {
+            continue;
+        }
+        let (Some(dst), Some(src)) = (m["destination"].as_str(), m["source"].as_str()) else {
+            continue;
+        };
+        let dst = dst.trim_end_matches('/');
+        let rest = match path.strip_prefix(dst) {
+            Some("") => "/",
+            Some(r) if r.starts_with('/') => r,
+            _ => continue,
+        };
+        if best
+            .as_ref()
+            .is_some_and(|(b, _)| b.destination.len() >= dst.len())
+        {
+            continue;
+        }
+        if std::fs::symlink_metadata(src).is_err() {
+            continue;
+        }
+        let read_only = m["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "ro"));
+        best = Some((
+            SpecBind {
+                source: src.to_string(),
+                destination: dst.to_string(),
+                read_only,
+            },
+            rest.to_string(),
+        ));
+    }
+    best
 }
 
 /// Splits a path into (parent, last component); `/` and `.` components
@@ -355,12 +420,62 @@ impl Runtime {
             CopyPath::Container { container, path } => {
                 let rec = self.lookup_container(container)?;
                 let name = rec.config.name.clone();
-                Ok((
-                    Side::container(Path::new(&rec.config.rootfs), &name)?,
-                    format!("/{}", path.trim_start_matches('/')),
-                ))
+                let path = format!("/{}", path.trim_start_matches('/'));
+                // A running container: its root as its processes see it,
+                // with every mount (volumes, tmpfs, generated files).
+                if let Some(side) = self.live_root(&rec)? {
+                    return Ok((side, path));
+                }
+                // Stopped: its root filesystem, or the bind mount or volume
+                // whose destination holds the path (compared by components).
+                if let Some((m, rest)) = bind_mount_for(&rec, &path) {
+                    let src = Path::new(&m.source);
+                    // a file mounted on its own: its directory, holding it
+                    let (root, rest) = match (src.is_dir(), src.parent(), src.file_name()) {
+                        (true, _, _) => (src, rest),
+                        (false, Some(dir), Some(file)) if rest == "/" => {
+                            (dir, format!("/{}", file.to_string_lossy()))
+                        }
+                        _ => (Path::new(&rec.config.rootfs), path.clone()),
+                    };
+                    let mut side = Side::container(root, &name)?;
+                    side.read_only = m.read_only && root != Path::new(&rec.config.rootfs);
+                    return Ok((side, rest));
+                }
+                Ok((Side::container(Path::new(&rec.config.rootfs), &name)?, path))
             }
         }
+    }
+
+    /// `/proc/<pid>/root` of a running (or paused) container, confined like
+    /// a root filesystem. The state is read again after opening it, so a
+    /// container that exited meanwhile (its pid perhaps reused) is not used.
+    fn live_root(&self, rec: &rpod_state::ContainerRecord) -> Result<Option<Side>> {
+        use rpod_state::ContainerStatus::{Paused, Running};
+        let live =
+            |s: &rpod_state::ContainerState| matches!(s.state, Running | Paused) && s.pid > 0;
+        if !live(&rec.state) {
+            return Ok(None);
+        }
+        let pid = rec.state.pid;
+        let Ok(fd) = nix::fcntl::open(
+            format!("/proc/{pid}/root").as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Ok(None);
+        };
+        let fd = own(fd);
+        let now = self.state().container_state(&rec.config.id)?;
+        if !live(&now) || now.pid != pid {
+            return Ok(None);
+        }
+        Ok(Some(Side {
+            root: fd,
+            confined: true,
+            label: format!("{}:", rec.config.name),
+            read_only: false,
+        }))
     }
 
     /// `rpod cp SRC DST`: one side must be a container. Copies a file or a
@@ -389,6 +504,13 @@ impl Runtime {
         }
         let (sside, spath) = self.copy_side(src)?;
         let (dside, dpath) = self.copy_side(dst)?;
+        if dside.read_only {
+            return Err(RuntimeError::InvalidInput {
+                what: "cp destination",
+                value: format!("{}{dpath}", dside.label),
+                expected: "a writable path (it is on a read-only volume of the container)".into(),
+            });
+        }
         let shown_src = format!("{}{spath}", sside.label);
         let src_fd = sside
             .resolve(&spath, OFlag::O_PATH)
