@@ -588,6 +588,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bind_mounts_match_by_whole_components_longest_first() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let mut rec = rpod_state::ContainerRecord {
+            config: rpod_state::ContainerConfig::default(),
+            state: rpod_state::ContainerState::default(),
+        };
+        rec.config.spec = serde_json::json!({"mounts": [
+            {"destination": "/data", "type": "bind", "source": a, "options": ["rbind"]},
+            {"destination": "/data/inner/", "type": "bind", "source": b, "options": ["rbind", "ro"]},
+            {"destination": "/gone", "type": "bind", "source": t.path().join("missing")},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm"},
+        ]})
+        .into();
+        let (m, rest) = bind_mount_for(&rec, "/data/x/y").unwrap();
+        assert_eq!(
+            (m.source.as_str(), rest.as_str(), m.read_only),
+            (a.to_str().unwrap(), "/x/y", false)
+        );
+        let (m, rest) = bind_mount_for(&rec, "/data/inner/z").unwrap();
+        assert_eq!(
+            (m.source.as_str(), rest.as_str(), m.read_only),
+            (b.to_str().unwrap(), "/z", true)
+        );
+        let (m, rest) = bind_mount_for(&rec, "/data/").unwrap();
+        assert_eq!((m.destination.as_str(), rest.as_str()), ("/data", "/"));
+        // not a component prefix, a missing source, not a bind mount
+        assert!(bind_mount_for(&rec, "/database/x").is_none());
+        assert!(bind_mount_for(&rec, "/gone/x").is_none());
+        assert!(bind_mount_for(&rec, "/dev/shm/x").is_none());
+    }
+
+    #[test]
     fn parses_copy_paths() {
         assert_eq!(
             CopyPath::parse("web:/etc/hosts"),
