@@ -415,3 +415,117 @@ fn imported_basic_fixture_lists_the_same_and_starts() {
     ok(&env.rpod(&["rm", "fx-zero"]));
     assert_eq!(env.rpod(&["inspect", "fx-zero"]).code, 125);
 }
+
+/// Runs the real podman with private directories (never podman's own store
+/// or locks); `None` when podman is missing outside CI.
+fn private_podman(env: &Env, args: &[&str]) -> Option<Run> {
+    let conf = env.path("containers.conf");
+    if !conf.exists() {
+        std::fs::write(
+            &conf,
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n\
+             events_logger = \"file\"\nlock_type = \"file\"\n",
+        )
+        .unwrap();
+    }
+    let out = std::process::Command::new("podman")
+        .args(["--root", env.path("podman-root").to_str().unwrap()])
+        .args(["--runroot", env.path("podman-run").to_str().unwrap()])
+        .args(["--tmpdir", env.path("podman-tmp").to_str().unwrap()])
+        .args(args)
+        .env("CONTAINERS_CONF", &conf)
+        .output();
+    match out {
+        Ok(o) => Some(o.into()),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("podman is needed in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("NOTICE: podman is missing ({e}); test skipped here");
+            None
+        }
+    }
+}
+
+#[test]
+fn import_copies_a_podman_volumes_data() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let Some(r) = private_podman(&env, &["volume", "create", "fx-data"]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = private_podman(&env, &["volume", "inspect", "fx-data"]).unwrap();
+    let src = PathBuf::from(
+        serde_json::from_str::<Value>(&r.stdout).expect("podman volume inspect")[0]["Mountpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        src.starts_with(env.dir.path()),
+        "podman used its own store: {src:?}"
+    );
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("sub/deeper/file"), "volume data").unwrap();
+    std::fs::set_permissions(
+        src.join("sub/deeper/file"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    nix::unistd::chown(
+        &src.join("sub/deeper/file"),
+        Some(nix::unistd::Uid::from_raw(1234)),
+        Some(nix::unistd::Gid::from_raw(5678)),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", src.join("sub/link")).unwrap();
+    let db = env.path("podman-root/libpod/bolt_state.db");
+    let before = std::fs::read(&db).unwrap();
+
+    let rep = json(&import(&env, &db, &["--format", "json"]));
+    let v = &rep["Volumes"][0];
+    assert_eq!(
+        (v["Name"].as_str(), v["Imported"].as_bool()),
+        (Some("fx-data"), Some(true)),
+        "{rep}"
+    );
+    assert_eq!(v["NotCarriedOver"], serde_json::json!([]), "{rep}");
+    let dst = PathBuf::from(
+        json(&env.rpod(&["volume", "inspect", "fx-data"]))[0]["Mountpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_ne!(dst, src);
+    let f = dst.join("sub/deeper/file");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "volume data");
+    let md = std::fs::metadata(&f).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid()),
+        (0o640, 1234, 5678)
+    );
+    assert_eq!(
+        md.mtime(),
+        std::fs::metadata(src.join("sub/deeper/file"))
+            .unwrap()
+            .mtime()
+    );
+    // a symlink stays a link (never followed to the host's file)
+    assert_eq!(
+        std::fs::read_link(dst.join("sub/link")).unwrap(),
+        PathBuf::from("/etc/shadow")
+    );
+    // the source is only read
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(src.join("sub/deeper/file")).unwrap(),
+        "volume data"
+    );
+    // nothing is left beside the copy
+    let leftovers: Vec<_> = std::fs::read_dir(dst.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("importing"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

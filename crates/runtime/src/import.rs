@@ -16,18 +16,23 @@
 //!   process args, env, cwd, user, terminal, hostname, bind mounts, read-only
 //!   root, labels, privileged, init, `--rm`, stop signal and timeout, restart
 //!   policy, named volumes (`NAME:/dest`);
-//! * volumes get a `mountPoint` under rpod's `volume_path` (their data is not
-//!   copied); pods keep their infra container id, their cgroup path is cleared.
+//! * volumes get a `mountPoint` under rpod's `volume_path`, and their data is
+//!   **copied** there from the source's mount point when it exists (files,
+//!   directories, symlinks as links, device nodes and FIFOs, with owners,
+//!   modes and modification times; hard links become separate files; the
+//!   source is only read); pods keep their infra container id, their cgroup
+//!   path is cleared.
 //!
 //! What cannot be carried over is reported per object ([`ImportReport`]):
 //! containers from an image (rpod runs `--rootfs` containers only), bridge
-//! networks, namespaces joined from another container, volume data, exec
-//! sessions, a missing rootfs. Everything is checked before the
+//! networks, namespaces joined from another container, volume data whose
+//! source is missing or unreadable, exec sessions, a missing rootfs. Everything is checked before the
 //! first write: an object whose id or name is taken in rpod, or whose pod,
 //! dependency or volume is not imported, is skipped with the reason, and so
 //! are the containers that need it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rpod_state::{
@@ -72,6 +77,95 @@ pub struct ContainerImport {
     /// Why it was not imported.
     #[serde(rename = "Error", skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Copies a volume's data directory `src` to `dst` (which must not exist):
+/// into a hidden sibling first, renamed into place when complete, so a
+/// failed copy leaves nothing behind.
+fn copy_volume_data(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let parent = dst.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent)?;
+    let staging = parent.join(format!(
+        ".{}.importing-{}",
+        dst.file_name()
+            .map_or("data".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let copied = copy_tree(src, &staging).and_then(|()| std::fs::rename(&staging, dst));
+    if copied.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    copied
+}
+
+/// Copies `src` to `dst` without following symlinks: directories,
+/// regular files, symlinks (as links), FIFOs and device nodes, with owner,
+/// mode and modification time.
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let md = std::fs::symlink_metadata(src)?;
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(src)?, dst)?;
+    } else if ft.is_dir() {
+        std::fs::create_dir(dst)?;
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+    } else if ft.is_file() {
+        let mut from = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(src)?;
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dst)?;
+        std::io::copy(&mut from, &mut to)?;
+    } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
+        let kind = if ft.is_fifo() {
+            SFlag::S_IFIFO
+        } else if ft.is_char_device() {
+            SFlag::S_IFCHR
+        } else {
+            SFlag::S_IFBLK
+        };
+        mknod(
+            dst,
+            kind,
+            Mode::from_bits_truncate(md.mode() & 0o7777),
+            md.rdev(),
+        )
+        .map_err(std::io::Error::from)?;
+    } else {
+        // sockets belong to the process that made them
+        return Ok(());
+    }
+    let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    nix::unistd::fchownat(
+        None,
+        dst,
+        Some(nix::unistd::Uid::from_raw(md.uid())),
+        Some(nix::unistd::Gid::from_raw(md.gid())),
+        nofollow,
+    )
+    .map_err(std::io::Error::from)?;
+    if !ft.is_symlink() {
+        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    }
+    let t = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        None,
+        dst,
+        &t(md.atime(), md.atime_nsec()),
+        &t(md.mtime(), md.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(())
 }
 
 /// What happened to one pod or volume.
@@ -269,9 +363,10 @@ impl Runtime {
                     "a volume named {name:?} already exists in rpod's database"
                 ));
             } else {
-                if !v.config.mount_point.is_empty() {
+                let src = Path::new(&v.config.mount_point);
+                if !v.config.mount_point.is_empty() && !src.is_dir() {
                     r.not_carried_over.push(format!(
-                        "its data stays at {}: rpod's copy starts empty",
+                        "its data: {} is not a directory here, so rpod's copy starts empty",
                         v.config.mount_point
                     ));
                 }
@@ -346,6 +441,7 @@ impl Runtime {
                 }
             };
             let mp = self.volume_data_dir(&v.config.name);
+            let source_data = PathBuf::from(&v.config.mount_point);
             v.config.lock_id = lock.id();
             v.config.namespace = ns.clone();
             v.config.mount_point = mp.display().to_string();
@@ -354,6 +450,14 @@ impl Runtime {
             match self.state().add_volume(&v.config, &v.state) {
                 Ok(()) => {
                     r.imported = true;
+                    if source_data.is_dir() && source_data != mp {
+                        if let Err(e) = copy_volume_data(&source_data, &mp) {
+                            r.not_carried_over.push(format!(
+                                "its data: copying {} failed ({e}), so rpod's copy starts empty",
+                                source_data.display()
+                            ));
+                        }
+                    }
                     if let Err(e) = std::fs::create_dir_all(&mp) {
                         r.not_carried_over
                             .push(format!("creating {}: {e}", mp.display()));
