@@ -82,8 +82,11 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
             ) {
                 Ok(end) => end == AttachEnd::Detached,
                 Err(e) => {
+                    // do not wait on a session nobody is attached to: it
+                    // goes on (conmon's exit command cleans it up) and the
+                    // error is reported
                     failed = Some(e);
-                    false
+                    true
                 }
             },
         )?;
