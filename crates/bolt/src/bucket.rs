@@ -9,7 +9,7 @@ use crate::tx::Tx;
 
 /// A handle on a bucket inside a transaction. Cheap to copy; all data access goes through
 /// the transaction. Using a handle whose bucket was deleted in this transaction fails with
-/// [`BoltError::BucketNotFound`].
+/// [`BoltError::BucketNotFound`](crate::BoltError::BucketNotFound).
 #[derive(Debug, Clone, Copy)]
 pub struct Bucket<'tx> {
     tx: &'tx Tx<'tx>,
@@ -27,13 +27,13 @@ impl<'tx> Bucket<'tx> {
     }
 
     /// Stores `value` under `key` (replacing any value). Fails with
-    /// [`BoltError::IncompatibleValue`] if `key` is a sub-bucket.
+    /// [`BoltError::IncompatibleValue`](crate::BoltError::IncompatibleValue) if `key` is a sub-bucket.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.tx.put(self.slot, key, value)
     }
 
     /// Removes `key`; absent keys are ignored. Fails with
-    /// [`BoltError::IncompatibleValue`] if `key` is a sub-bucket.
+    /// [`BoltError::IncompatibleValue`](crate::BoltError::IncompatibleValue) if `key` is a sub-bucket.
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.tx.delete(self.slot, key)
     }
