@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rpod_e2e::{have_container_tools, ok, wait_until, Env, Run};
+use rpod_e2e::{have_container_tools, json, ok, wait_until, Env, Run};
 
 fn ps_json(env: &Env) -> Vec<serde_json::Value> {
     let r = env.rpod(&["ps", "-a", "--format", "json"]);
@@ -536,4 +536,79 @@ fn lifecycle_actions_leave_events() {
     assert_eq!(died["ContainerExitCode"], 6);
     assert_eq!(died["Attributes"]["team"], "core");
     assert_eq!(died["Name"], "evented");
+}
+
+#[test]
+fn go_templates_format_inspect_ps_volumes_and_info() {
+    let Some(env) = Env::for_containers() else {
+        return;
+    };
+    let rootfs = Env::rootfs_arg();
+    let id = ok(&env.rpod(&[
+        "create",
+        "--name",
+        "tpl",
+        "--label",
+        "team=core",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "true",
+    ]))
+    .stdout
+    .trim()
+    .to_string();
+    let out = |args: &[&str]| ok(&env.rpod(args)).stdout.clone();
+    assert_eq!(
+        out(&[
+            "inspect",
+            "--format",
+            r#"{{.State.Status}} {{.Name}} {{index .Config.Labels "team"}} {{json .Config.Cmd}}"#,
+            "tpl"
+        ]),
+        "created tpl core [\"sh\",\"-c\",\"true\"]\n"
+    );
+    assert_eq!(
+        out(&["inspect", "--format", "{{.Id}}", "tpl"]),
+        format!("{id}\n")
+    );
+    assert_eq!(
+        out(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Status}} {{.Command}}"
+        ]),
+        format!("{} tpl Created sh -c true\n", &id[..12])
+    );
+    assert_eq!(
+        out(&["ps", "-a", "--no-trunc", "--format", "{{.ID}}"]),
+        format!("{id}\n")
+    );
+    assert_eq!(
+        out(&["ps", "-a", "--format", "table {{.ID}}\\t{{.Names}}"]),
+        format!("CONTAINER ID  NAMES\n{}  tpl\n", &id[..12])
+    );
+    ok(&env.rpod(&["volume", "create", "tv"]));
+    assert_eq!(
+        out(&[
+            "volume",
+            "inspect",
+            "--format",
+            "{{.Name}} {{.Driver}}",
+            "tv"
+        ]),
+        "tv local\n"
+    );
+    let info = json(&env.rpod(&["info", "--format", "json"]));
+    assert_eq!(
+        out(&["info", "--format", "{{.Host.Arch}}"]),
+        format!("{}\n", info["host"]["arch"].as_str().unwrap())
+    );
+    // an unsupported template is refused before anything is read
+    let r = env.rpod(&["inspect", "--format", "{{range .Mounts}}", "tpl"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("expected {{.Field.Path}}"), "{r:?}");
+    assert!(r.stdout.is_empty(), "{r:?}");
 }

@@ -8,6 +8,7 @@ mod backends;
 mod commands;
 mod global;
 mod output;
+mod template;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@ use rpod_runtime::inspect;
 use rpod_runtime::{CreateOptions, Runtime};
 
 use crate::global::GlobalOpts;
+use crate::template::Template;
 use crate::{output, ExitStatus};
 
 /// Flags shared by `create` and `run`.
@@ -283,7 +284,7 @@ pub struct PsArgs {
     /// Filter: name=, id=, label=, status=
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// Output format: json or the default table
+    /// Output format: json, a Go template ({{.ID}}, table ...), or the default table
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -291,7 +292,7 @@ pub struct PsArgs {
 /// `rpod inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Output format: json (the default)
+    /// Output format: json (the default) or a Go template ({{.State.Status}})
     #[arg(short, long)]
     pub format: Option<String>,
     /// Containers to inspect
@@ -546,9 +547,12 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             .or_default()
             .push(v.to_string());
     }
-    if let Some(f) = a.format.as_deref().filter(|f| !output::is_json(Some(f))) {
-        bail!("unsupported --format {f:?}: expected \"json\"");
-    }
+    let tpl = a
+        .format
+        .as_deref()
+        .filter(|f| !output::is_json(Some(f)))
+        .map(Template::parse)
+        .transpose()?;
     let rt = runtime(g)?;
     // one row per shown container, without keeping the records
     let mut kept = Vec::new();
@@ -565,6 +569,14 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
     let kept: Vec<_> = kept.into_iter().map(|(_, e)| e).collect();
     if output::is_json(a.format.as_deref()) {
         return output::print_json(&kept);
+    }
+    if let Some(t) = tpl {
+        let rows: Vec<serde_json::Value> = kept
+            .iter()
+            .map(|e| ps_template_value(e, a.no_trunc))
+            .collect();
+        print!("{}", t.render_all(&rows, &ps_header));
+        return Ok(());
     }
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -600,20 +612,55 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
     Ok(())
 }
 
+/// A `ps` row as `--format` templates see it: podman's JSON fields plus
+/// the template fields of `podman ps` (`.ID` short unless `--no-trunc`,
+/// `.Names` and `.Command` as text, `.CreatedHuman`, `.RunningFor`).
+fn ps_template_value(e: &inspect::PsEntry, no_trunc: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("ID".into(), short(&e.Id, no_trunc).into());
+        m.insert("Names".into(), e.Names.join(",").into());
+        m.insert("Command".into(), e.Command.join(" ").into());
+        m.insert("CreatedHuman".into(), e.CreatedAt.clone().into());
+        m.insert("RunningFor".into(), e.CreatedAt.clone().into());
+        m.insert("Ports".into(), "".into());
+    }
+    v
+}
+
+/// Column headers of `ps --format "table ..."`, as podman names them.
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" | "Id" => "CONTAINER ID",
+        "CreatedHuman" | "CreatedAt" | "RunningFor" | "Created" => "CREATED",
+        "Pod" => "POD ID",
+        "ExitCode" => "EXIT CODE",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
 /// `rpod inspect`.
 pub fn inspect_cmd(g: &GlobalOpts, a: InspectArgs) -> Result<()> {
-    if let Some(f) = a.format.as_deref() {
-        if !output::is_json(Some(f)) {
-            bail!("unsupported --format {f:?}: expected \"json\"");
-        }
-    }
+    let tpl = a
+        .format
+        .as_deref()
+        .filter(|f| !output::is_json(Some(f)))
+        .map(Template::parse)
+        .transpose()?;
     let rt = runtime(g)?;
     let mut docs = Vec::new();
     for n in &a.containers {
         let rec = rt.inspect_container(n)?;
         docs.push(inspect::inspect(&rec));
     }
-    output::print_json(&docs)
+    match tpl {
+        Some(t) => {
+            print!("{}", t.render_all(&docs, &|f: &str| f.to_uppercase()));
+            Ok(())
+        }
+        None => output::print_json(&docs),
+    }
 }
 
 /// `rpod logs`.

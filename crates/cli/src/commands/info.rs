@@ -10,7 +10,7 @@ use crate::output;
 /// Arguments of `rpod info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Output format: json, or the default human-readable listing
+    /// Output format: json, a Go template ({{.Host.Arch}}), or the default listing
     #[arg(short, long)]
     pub format: Option<String>,
 }
@@ -27,7 +27,10 @@ pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
         return output::print_json(&info);
     }
     if let Some(f) = a.format.as_deref() {
-        anyhow::bail!("unsupported --format {f:?}: expected \"json\" or no format");
+        let t = crate::template::Template::parse(f)?;
+        let doc = serde_json::to_value(&info)?;
+        print!("{}", t.render_all(&[doc], &|f: &str| f.to_uppercase()));
+        return Ok(());
     }
     let h = &info.host;
     println!("host:");

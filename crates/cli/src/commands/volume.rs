@@ -64,7 +64,7 @@ pub struct InspectArgs {
     /// Inspect every volume
     #[arg(short, long)]
     pub all: bool,
-    /// Output format (json)
+    /// Output format: json (the default) or a Go template ({{.Mountpoint}})
     #[arg(short, long)]
     pub format: Option<String>,
     /// Volumes
@@ -137,11 +137,12 @@ pub fn run(g: &GlobalOpts, c: VolumeCommand) -> Result<()> {
             if !a.all && a.volumes.is_empty() {
                 bail!("volume inspect requires at least one volume name, or --all");
             }
-            if let Some(f) = a.format.as_deref() {
-                if !output::is_json(Some(f)) {
-                    bail!("unsupported --format {f:?}: expected \"json\"");
-                }
-            }
+            let tpl = a
+                .format
+                .as_deref()
+                .filter(|f| !output::is_json(Some(f)))
+                .map(crate::template::Template::parse)
+                .transpose()?;
             let rt = runtime(g)?;
             let recs = if a.all {
                 rt.list_volumes()?
@@ -155,7 +156,17 @@ pub fn run(g: &GlobalOpts, c: VolumeCommand) -> Result<()> {
                 .iter()
                 .map(|r| rt.inspect_volume(r))
                 .collect::<Result<Vec<_>, _>>()?;
-            output::print_json(&docs)
+            match tpl {
+                Some(t) => {
+                    let docs: Vec<serde_json::Value> = docs
+                        .iter()
+                        .map(|d| serde_json::to_value(d).unwrap_or_default())
+                        .collect();
+                    print!("{}", t.render_all(&docs, &|f: &str| f.to_uppercase()));
+                    Ok(())
+                }
+                None => output::print_json(&docs),
+            }
         }
         VolumeCommand::Rm(a) => {
             let rt = runtime(g)?;
