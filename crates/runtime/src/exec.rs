@@ -315,9 +315,15 @@ impl Runtime {
                 tracing::warn!("exec attach in {id} ended: {e}");
             }
         }
+        self.finish_exec(&id, &session, &s)
+    }
+
+    /// Waits for an attached session's process, then removes the session
+    /// (with the container's lock re-taken) and returns its exit code.
+    fn finish_exec(&self, id: &str, session: &str, s: &ExecSession) -> Result<ExecOutcome> {
         let code = s.wait(None);
-        match self.lock_container(&id) {
-            Ok(mut c) => c.finish_exec_session(&session, code.as_ref().ok().copied())?,
+        match self.lock_container(id) {
+            Ok(mut c) => c.finish_exec_session(session, code.as_ref().ok().copied())?,
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
@@ -354,13 +360,7 @@ impl Runtime {
                 });
             }
         }
-        let code = s.wait(None);
-        match self.lock_container(&id) {
-            Ok(mut c) => c.finish_exec_session(&session, code.as_ref().ok().copied())?,
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        Ok(ExecOutcome::Exited(code?))
+        self.finish_exec(&id, &session, &s)
     }
 
     /// `rpod container cleanup --exec SESSION ID` (conmon's exit command of

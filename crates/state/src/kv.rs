@@ -304,9 +304,18 @@ impl Txn<'_> {
 }
 
 fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8], what: &str) -> Result<T, StateError> {
+    decode_as(path, bytes, &|| what.to_string())
+}
+
+/// [`decode`], naming what was decoded only when it fails.
+fn decode_as<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<T, StateError> {
     let corrupt = |e: &dyn fmt::Display| StateError::Corrupt {
         path: path.to_path_buf(),
-        reason: format!("{what}: {e}"),
+        reason: format!("{}: {e}", what()),
     };
     // one UTF-8 check of the whole value, instead of one per string
     let text = std::str::from_utf8(bytes).map_err(|e| corrupt(&e))?;
@@ -606,14 +615,9 @@ impl<S: KvStore> KvState<S> {
         let path = &tx.path;
         let what = R::WHAT;
         tx.for_each(&prefix(&[pfx]), &mut |k, v| {
-            let corrupt = |e: &dyn fmt::Display| StateError::Corrupt {
-                path: path.clone(),
-                reason: format!("{what} {}: {e}", String::from_utf8_lossy(&k[skip..])),
-            };
-            // one UTF-8 check of the whole record, instead of one per string
-            let text = std::str::from_utf8(v).map_err(|e| corrupt(&e))?;
-            let (cfg, st): (R::Config, R::State) =
-                serde_json::from_str(text).map_err(|e| corrupt(&e))?;
+            let (cfg, st): (R::Config, R::State) = decode_as(path, v, &|| {
+                format!("{what} {}", String::from_utf8_lossy(&k[skip..]))
+            })?;
             if self.visible(R::namespace(&cfg)) {
                 f(R::make(cfg, st))?;
             }

@@ -11,7 +11,6 @@ use rpod_runtime::inspect;
 use rpod_runtime::{CreateOptions, Runtime};
 
 use crate::global::GlobalOpts;
-use crate::template::Template;
 use crate::{output, ExitStatus};
 
 /// Flags shared by `create` and `run`.
@@ -547,12 +546,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             .or_default()
             .push(v.to_string());
     }
-    let tpl = a
-        .format
-        .as_deref()
-        .filter(|f| !output::is_json(Some(f)))
-        .map(Template::parse)
-        .transpose()?;
+    let tpl = output::template(a.format.as_deref())?;
     let rt = runtime(g)?;
     // one row per shown container, without keeping the records
     let mut kept = Vec::new();
@@ -575,8 +569,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<()> {
             .iter()
             .map(|e| ps_template_value(e, a.no_trunc))
             .collect();
-        print!("{}", t.render_all(&rows, &ps_header));
-        return Ok(());
+        return output::print_template(&t, &rows, &ps_header);
     }
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -642,12 +635,7 @@ fn ps_header(field: &str) -> String {
 
 /// `rpod inspect`.
 pub fn inspect_cmd(g: &GlobalOpts, a: InspectArgs) -> Result<()> {
-    let tpl = a
-        .format
-        .as_deref()
-        .filter(|f| !output::is_json(Some(f)))
-        .map(Template::parse)
-        .transpose()?;
+    let tpl = output::template(a.format.as_deref())?;
     let rt = runtime(g)?;
     let mut docs = Vec::new();
     for n in &a.containers {
@@ -655,10 +643,7 @@ pub fn inspect_cmd(g: &GlobalOpts, a: InspectArgs) -> Result<()> {
         docs.push(inspect::inspect(&rec));
     }
     match tpl {
-        Some(t) => {
-            print!("{}", t.render_all(&docs, &|f: &str| f.to_uppercase()));
-            Ok(())
-        }
+        Some(t) => output::print_template(&t, &docs, &output::upper_header),
         None => output::print_json(&docs),
     }
 }

@@ -93,14 +93,11 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
         if let Some(e) = failed {
             return Err(e);
         }
-        return match out {
-            ExecOutcome::Detached { .. } => {
-                eprintln!();
-                Ok(())
-            }
-            ExecOutcome::Exited(0) => Ok(()),
-            ExecOutcome::Exited(code) => Err(ExitStatus(code.clamp(0, 255) as u8).into()),
-        };
+        if let ExecOutcome::Detached { .. } = out {
+            eprintln!();
+            return Ok(());
+        }
+        return exited(out);
     }
     let stdin: Option<Box<dyn std::io::Read + Send>> = Some(Box::new(std::io::stdin()));
     let out = rt.exec(
@@ -110,12 +107,17 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<()> {
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     )?;
+    if let ExecOutcome::Detached { session, .. } = &out {
+        println!("{session}");
+        return Ok(());
+    }
+    exited(out)
+}
+
+/// The exec'd process's exit code as rpod's.
+fn exited(out: ExecOutcome) -> Result<()> {
     match out {
-        ExecOutcome::Detached { session, .. } => {
-            println!("{session}");
-            Ok(())
-        }
-        ExecOutcome::Exited(0) => Ok(()),
-        ExecOutcome::Exited(code) => Err(ExitStatus(code.clamp(0, 255) as u8).into()),
+        ExecOutcome::Exited(code) if code != 0 => Err(ExitStatus(code.clamp(0, 255) as u8).into()),
+        _ => Ok(()),
     }
 }

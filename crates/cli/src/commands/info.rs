@@ -17,6 +17,7 @@ pub struct InfoArgs {
 
 /// Runs `rpod info`.
 pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
+    let tpl = output::template(a.format.as_deref())?;
     let cfg = g.load_config()?;
     let mut info = info::gather(&cfg);
     match super::container::runtime(g).and_then(|rt| Ok(rt.store_counts()?)) {
@@ -26,11 +27,8 @@ pub fn run(g: &GlobalOpts, a: InfoArgs) -> Result<()> {
     if output::is_json(a.format.as_deref()) {
         return output::print_json(&info);
     }
-    if let Some(f) = a.format.as_deref() {
-        let t = crate::template::Template::parse(f)?;
-        let doc = serde_json::to_value(&info)?;
-        print!("{}", t.render_all(&[doc], &|f: &str| f.to_uppercase()));
-        return Ok(());
+    if let Some(t) = tpl {
+        return output::print_template(&t, &[&info], &output::upper_header);
     }
     let h = &info.host;
     println!("host:");

@@ -137,12 +137,7 @@ pub fn run(g: &GlobalOpts, c: VolumeCommand) -> Result<()> {
             if !a.all && a.volumes.is_empty() {
                 bail!("volume inspect requires at least one volume name, or --all");
             }
-            let tpl = a
-                .format
-                .as_deref()
-                .filter(|f| !output::is_json(Some(f)))
-                .map(crate::template::Template::parse)
-                .transpose()?;
+            let tpl = output::template(a.format.as_deref())?;
             let rt = runtime(g)?;
             let recs = if a.all {
                 rt.list_volumes()?
@@ -157,14 +152,7 @@ pub fn run(g: &GlobalOpts, c: VolumeCommand) -> Result<()> {
                 .map(|r| rt.inspect_volume(r))
                 .collect::<Result<Vec<_>, _>>()?;
             match tpl {
-                Some(t) => {
-                    let docs: Vec<serde_json::Value> = docs
-                        .iter()
-                        .map(|d| serde_json::to_value(d).unwrap_or_default())
-                        .collect();
-                    print!("{}", t.render_all(&docs, &|f: &str| f.to_uppercase()));
-                    Ok(())
-                }
+                Some(t) => output::print_template(&t, &docs, &output::upper_header),
                 None => output::print_json(&docs),
             }
         }
