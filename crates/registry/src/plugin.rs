@@ -182,14 +182,15 @@ pub fn load_file(path: &Path) -> Result<Vec<(String, String)>, RegistryError> {
             });
         }
     }
+    // The registered factories point into the library: it stays loaded from
+    // here on, whatever happens next.
+    std::mem::forget(lib);
+    done.insert(canon);
     let mut out = Vec::new();
     for r in regs {
         out.push((r.kind.to_string(), r.name.to_string()));
         register(r)?;
     }
-    // The registered factories point into the library: keep it loaded.
-    std::mem::forget(lib);
-    done.insert(canon);
     Ok(out)
 }
 
