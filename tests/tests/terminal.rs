@@ -263,16 +263,22 @@ fn terminal_is_restored_when_rpod_is_terminated() {
     assert_eq!(state(&env, "term"), "running");
 }
 
-#[test]
-fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
-    let Some(env) = Env::for_containers() else {
-        return;
-    };
+/// An environment with a running container `host` to exec into.
+fn env_with_host() -> Option<Env> {
+    let env = Env::for_containers()?;
     let rootfs = Env::rootfs_arg();
     let r = env.rpod(&[
         "run", "-d", "--name", "host", "--rootfs", &rootfs, "sleep", "100",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
+    Some(env)
+}
+
+#[test]
+fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
+    let Some(env) = env_with_host() else {
+        return;
+    };
     let mut p = Pty::spawn(&env, &["exec", "-it", "host", "sh"], 24, 80);
     p.write(b"echo EXEC$((40+2))\n");
     p.expect("EXEC42", 20);
@@ -284,14 +290,9 @@ fn exec_it_puts_the_terminal_in_raw_mode_and_restores_it() {
 
 #[test]
 fn exec_it_follows_the_terminal_size_and_detaches_leaving_the_session() {
-    let Some(env) = Env::for_containers() else {
+    let Some(env) = env_with_host() else {
         return;
     };
-    let rootfs = Env::rootfs_arg();
-    let r = env.rpod(&[
-        "run", "-d", "--name", "host", "--rootfs", &rootfs, "sleep", "100",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
     let mut p = Pty::spawn(
         &env,
         &["exec", "-it", "--detach-keys", "ctrl-x", "host", "sh"],

@@ -369,19 +369,22 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
         // ps -a at 100 and `big` containers; create cost at those sizes
         let mut have = 0usize;
         for target in [100usize, big] {
+            let create = |e: &Engine, name: &str| {
+                e.time(&[
+                    "create",
+                    "--name",
+                    name,
+                    "--network",
+                    "none",
+                    "--rootfs",
+                    &r,
+                    "true",
+                ])
+            };
             for i in have..target {
                 let name = format!("many-{i}");
                 for e in &engines {
-                    e.time(&[
-                        "create",
-                        "--name",
-                        &name,
-                        "--network",
-                        "none",
-                        "--rootfs",
-                        &r,
-                        "true",
-                    ])?;
+                    create(e, &name)?;
                 }
             }
             have = target;
@@ -393,16 +396,7 @@ pub fn run(rpod: &Path, n: usize, big: usize) -> Result<()> {
             let mut create_rpod = Vec::new();
             for j in 0..n {
                 let name = format!("probe-{target}-{j}");
-                let (d, _) = engines[0].time(&[
-                    "create",
-                    "--name",
-                    &name,
-                    "--network",
-                    "none",
-                    "--rootfs",
-                    &r,
-                    "true",
-                ])?;
+                let (d, _) = create(engines[0], &name)?;
                 create_rpod.push(d);
                 engines[0].time(&["rm", &name])?;
             }

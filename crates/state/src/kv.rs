@@ -576,6 +576,22 @@ impl<S: KvStore> KvState<S> {
         Ok(())
     }
 
+    /// The id entry of a visible container that nothing depends on (what
+    /// removing it needs); `InUse` (dependents) otherwise.
+    fn removable_ctr(&self, tx: &Txn<'_>, id: &str) -> Result<IdEntry, StateError> {
+        let e = self.entry(tx, ObjectKind::Container, id)?;
+        let by = tx.children(&prefix(&["d", id]))?;
+        if !by.is_empty() {
+            return Err(StateError::InUse {
+                id: id.to_string(),
+                kind: ObjectKind::Container,
+                by,
+                what: crate::InUseBy::Dependents,
+            });
+        }
+        Ok(e)
+    }
+
     fn remove_ctr_in(&self, tx: &mut Txn<'_>, id: &str, entry: &IdEntry) -> Result<(), StateError> {
         let rec = self.load_ctr(tx, id)?;
         for dep in &rec.config.dependencies {
@@ -629,7 +645,7 @@ impl<S: KvStore> KvState<S> {
 /// A record kind stored as a config and a state.
 trait Listed: Sized {
     type Config: DeserializeOwned;
-    type State: DeserializeOwned + Default;
+    type State: DeserializeOwned;
     const WHAT: &'static str;
     fn namespace(c: &Self::Config) -> &str;
     fn make(c: Self::Config, s: Self::State) -> Self;
@@ -757,16 +773,7 @@ impl<S: KvStore> ContainerStore for KvState<S> {
 
     fn remove_container(&self, id: &str) -> Result<(), StateError> {
         self.write("remove a container", |tx| {
-            let e = self.entry(tx, ObjectKind::Container, id)?;
-            let by = tx.children(&prefix(&["d", id]))?;
-            if !by.is_empty() {
-                return Err(StateError::InUse {
-                    id: id.to_string(),
-                    kind: ObjectKind::Container,
-                    by,
-                    what: crate::InUseBy::Dependents,
-                });
-            }
+            let e = self.removable_ctr(tx, id)?;
             self.remove_ctr_in(tx, id, &e)
         })
     }
@@ -1248,16 +1255,7 @@ impl<S: KvStore> State for KvState<S> {
     fn remove_container_with_exit_code(&self, id: &str, exit: ExitCode) -> Result<(), StateError> {
         check_ident("container id", id)?;
         self.write("remove a container", |tx| {
-            let e = self.entry(tx, ObjectKind::Container, id)?;
-            let by = tx.children(&prefix(&["d", id]))?;
-            if !by.is_empty() {
-                return Err(StateError::InUse {
-                    id: id.to_string(),
-                    kind: ObjectKind::Container,
-                    by,
-                    what: crate::InUseBy::Dependents,
-                });
-            }
+            let e = self.removable_ctr(tx, id)?;
             tx.put_json(key(&["x", id]), &exit)?;
             self.remove_ctr_in(tx, id, &e)
         })
